@@ -1,0 +1,5 @@
+import sys
+
+from sas.cli import main
+
+sys.exit(main())

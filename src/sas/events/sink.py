@@ -1,0 +1,109 @@
+"""Event sinks. A sink must never raise into the handler: a failing sink records its own failure and goes on.
+
+``open_sink("stdout" | "jsonl:PATH" | "sqlite:PATH")``. The forensics layer replaces these plain writers with
+the tamper-evident ledger behind the same interface.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TextIO
+
+from sas.errors import ConfigError
+from sas.events.record import RuntimeEvent
+
+
+class Sink(ABC):
+    """Where runtime events go. ``emit`` is called on the hot path: keep it cheap and non-raising."""
+
+    dropped: int = 0
+
+    @abstractmethod
+    def emit(self, event: RuntimeEvent) -> None: ...
+
+    def flush(self) -> None:  # noqa: B027 - optional
+        """Push buffered events out (end of invocation)."""
+
+    def close(self) -> None:
+        self.flush()
+
+
+class MemorySink(Sink):
+    """Keeps events in a list: for tests and for callers that inspect events in-process."""
+
+    def __init__(self) -> None:
+        self.events: list[RuntimeEvent] = []
+
+    def emit(self, event: RuntimeEvent) -> None:
+        self.events.append(event)
+
+
+class StreamSink(Sink):
+    """One JSON line per event (CloudWatch-ready on stdout)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: RuntimeEvent) -> None:
+        try:
+            line = event.to_json() + "\n"
+            with self._lock:
+                (self.stream or sys.stdout).write(line)
+        except (OSError, ValueError):
+            self.dropped += 1
+
+
+class JsonlSink(Sink):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh: TextIO | None = None
+
+    def emit(self, event: RuntimeEvent) -> None:
+        try:
+            with self._lock:
+                if self._fh is None:
+                    self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across events
+                self._fh.write(event.to_json() + "\n")
+        except (OSError, ValueError):
+            self.dropped += 1
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def open_sink(spec: str) -> Sink:
+    """Parse a sink spec; the forensics ledger registers richer sinks through ``SINK_FACTORIES``."""
+    kind, _, arg = spec.partition(":")
+    factory = SINK_FACTORIES.get(kind)
+    if factory is None:
+        raise ConfigError(f"unknown ledger sink {spec!r} (expected stdout, jsonl:PATH or sqlite:PATH)")
+    if kind not in {"stdout", "memory"} and not arg:
+        raise ConfigError(f"ledger sink {kind!r} needs a path: {kind}:PATH")
+    return factory(arg)
+
+
+SINK_FACTORIES: dict[str, Callable[[str], Sink]] = {}
+
+
+def _stdout(_: str) -> Sink:
+    return StreamSink()
+
+
+def _memory(_: str) -> Sink:
+    return MemorySink()
+
+
+SINK_FACTORIES.update({"stdout": _stdout, "jsonl": JsonlSink, "memory": _memory})

@@ -1,0 +1,54 @@
+"""Run a scan: walk the target, hand each file to the analyzers that claim it, collect a result."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from sas.scan import registry
+from sas.scan.analyzer import Analyzer
+from sas.scan.artifact import VirtualFile, walk
+from sas.scan.context import ProgressHook, ScanContext
+from sas.scan.findings import ScanResult, ScanStats, make_finding
+from sas.scan.rules import INCOMPLETE_FILE
+from sas.scan.settings import ScanSettings
+
+
+def scan(
+    target: str | os.PathLike[str],
+    settings: ScanSettings | None = None,
+    *,
+    progress: ProgressHook | None = None,
+    analyzers: list[Analyzer] | None = None,
+) -> ScanResult:
+    """Scan ``target`` (folder, archive, image tarball or single file). Raises ``InputError`` if it is missing."""
+    ctx = ScanContext(settings=settings or ScanSettings(), progress=progress)
+    active = analyzers if analyzers is not None else registry.analyzers()
+    started = time.perf_counter()
+
+    def visit(file: VirtualFile) -> bool:
+        consumed = False
+        for analyzer in active:
+            if not analyzer.claims(file):
+                continue
+            try:
+                consumed = analyzer.analyze(file, ctx) or consumed
+            except (OSError, EOFError, ValueError, MemoryError, RecursionError) as exc:
+                # An analyzer bug or an unreadable stream must not hide other findings: report and go on.
+                ctx.add(
+                    make_finding(
+                        INCOMPLETE_FILE,
+                        file.path,
+                        f"{analyzer.name} could not finish reading this file: {exc}",
+                        evidence=f"{type(exc).__name__}",
+                    )
+                )
+        ctx.advance(file.path, file.size)
+        return consumed
+
+    display = walk(target, ctx, visit)
+    for analyzer in active:
+        analyzer.finish(ctx)
+    stats = ScanStats(ctx.files_done, ctx.bytes_done, time.perf_counter() - started)
+    findings = sorted(ctx.findings, key=lambda f: (-f.severity.rank, f.location.path, f.location.line or 0, f.rule_id))
+    return ScanResult(display, tuple(findings), tuple(ctx.errors), stats, tuple(ctx.notes))
