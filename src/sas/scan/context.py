@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sas.scan.findings import Finding, ScanErrorRecord
+from sas.scan.findings import Component, Finding, ScanErrorRecord
 from sas.scan.settings import ScanSettings
 
 ProgressHook = Callable[[int, int, str], None]  # (files done, bytes done, current path)
@@ -17,6 +17,7 @@ class ScanContext:
     findings: list[Finding] = field(default_factory=list)
     errors: list[ScanErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
     progress: ProgressHook | None = None
     files_done: int = 0
     bytes_done: int = 0
@@ -28,6 +29,9 @@ class ScanContext:
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(ScanErrorRecord(path, message))
+
+    def component(self, component: Component) -> None:
+        self.components.append(component)
 
     def note(self, text: str) -> None:
         if text not in self.notes:

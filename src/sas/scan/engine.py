@@ -51,4 +51,4 @@ def scan(
         analyzer.finish(ctx)
     stats = ScanStats(ctx.files_done, ctx.bytes_done, time.perf_counter() - started)
     findings = sorted(ctx.findings, key=lambda f: (-f.severity.rank, f.location.path, f.location.line or 0, f.rule_id))
-    return ScanResult(display, tuple(findings), tuple(ctx.errors), stats, tuple(ctx.notes))
+    return ScanResult(display, tuple(findings), tuple(ctx.errors), stats, tuple(ctx.notes), tuple(ctx.components))

@@ -76,6 +76,24 @@ class ScanErrorRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Component:
+    """Something the package ships, for the SBOM and the integrity manifest.
+
+    ``kind`` is ``python-package``, ``model``, ``layer`` or ``file``; ``format`` names a model format
+    (``pickle``, ``pytorch``, ``onnx``...); ``sha256`` is hex, empty when not computed.
+    """
+
+    kind: str
+    name: str
+    path: str
+    version: str = ""
+    format: str = ""
+    sha256: str = ""
+    size: int = 0
+    purl: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ScanStats:
     files: int = 0
     bytes: int = 0
@@ -89,6 +107,7 @@ class ScanResult:
     errors: tuple[ScanErrorRecord, ...]
     stats: ScanStats = field(default_factory=ScanStats)
     notes: tuple[str, ...] = ()
+    components: tuple[Component, ...] = ()
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), default=None)
