@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import total_ordering
 
 
 class Category(StrEnum):
@@ -77,7 +76,6 @@ THREAT_CATEGORY: dict[Threat, Category] = {
 }
 
 
-@total_ordering
 class Severity(StrEnum):
     """Finding severity, ordered ``info < low < medium < high < critical``.
 
@@ -94,10 +92,21 @@ class Severity(StrEnum):
     def rank(self) -> int:
         return _SEVERITY_RANK[self]
 
+    # str already defines every comparison (alphabetical), so all four must be overridden: total_ordering
+    # would leave str's __gt__/__ge__ in place and make max() and >= silently alphabetical.
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank < other.rank
+        return self.rank < other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= other.rank if isinstance(other, Severity) else NotImplemented
+
+    __hash__ = str.__hash__
 
     @property
     def security_severity(self) -> str:
