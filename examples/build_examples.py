@@ -9,7 +9,6 @@ Run: ``python examples/build_examples.py`` (``make demo`` does).
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import pickletools
@@ -54,8 +53,6 @@ def main() -> None:
     bad = HERE / "vulnerable" / "model"
     bad.mkdir(parents=True, exist_ok=True)
     (bad / "model.pkl").write_bytes(poisoned_bytes(model))
-    buf = io.BytesIO()
-    joblib.dump(model, buf)
     print(f"built examples: digits accuracy {accuracy:.3f}; {clean / 'model.joblib'}; {bad / 'model.pkl'} (poisoned)")
 
 
