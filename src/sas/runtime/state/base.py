@@ -1,0 +1,84 @@
+"""The state interface behind the ML detectors: per-client and global summaries, one atomic update a request.
+
+A FaaS platform spreads one client's queries over many short-lived instances, and an attacker can burst
+concurrency to get fresh, empty ones. So detector state lives in a backend that instances share (Redis), and
+every per-client record is a fixed-size summary: a bounded set of counters, a ring of recent bucket ids and
+a ring of recent sketches. Whatever the traffic, a client costs at most a few kilobytes, and summaries from
+different instances merge by addition.
+
+Each request makes exactly one :meth:`StateBackend.update` call, so that a networked backend costs one
+round trip per request.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Bounds that make a client's summary fixed-size.
+RECENT_BUCKETS = 256  # ring of recent near-duplicate bucket ids per client
+RECENT_SKETCHES = 32  # ring of recent compact query sketches per client
+MAX_COUNTERS = 128  # distinct counter names per client (detectors use far fewer)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """``rate`` tokens per second refill up to ``burst``; a request takes ``cost`` tokens."""
+
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one request adds to the shared state."""
+
+    client: str
+    counters: Mapping[str, float] = field(default_factory=dict)  # per-client increments
+    global_counters: Mapping[str, float] = field(default_factory=dict)  # increments across all clients
+    buckets: Sequence[str] = ()  # near-duplicate (LSH) bucket ids of this request's rows
+    sketches: Sequence[bytes] = ()  # compact sketches appended to the client's ring
+    cost: float = 1.0  # tokens this request takes
+    client_bucket: TokenBucket | None = None
+    global_bucket: TokenBucket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """The state as this request's update left it (sketches: the ring *before* this request)."""
+
+    counters: Mapping[str, float]
+    global_counters: Mapping[str, float]
+    client_dups: int  # how many of the request's buckets were already in the client's ring
+    global_bucket_counts: Sequence[int]  # per bucket: hits across all clients in the current window, this one included
+    sketches: Sequence[bytes]
+    client_allowed: bool = True  # token buckets: False when the request exceeded the rate
+    global_allowed: bool = True
+    degraded: bool = False  # True when the shared store failed and local state answered
+
+
+class StateError(Exception):
+    """The backend could not complete an update (network, lock, corruption)."""
+
+
+class StateBackend(ABC):
+    """Shared detector state. Implementations must make :meth:`update` atomic per request."""
+
+    name: str = "state"
+
+    def __init__(self, *, client_ttl: float = 86_400.0, window: float = 3_600.0) -> None:
+        self.client_ttl = client_ttl  # idle clients are forgotten after this many seconds
+        self.window = window  # global near-duplicate bucket counts are per window of this many seconds
+
+    @abstractmethod
+    def update(self, obs: Observation, now: float) -> StateView: ...
+
+    @abstractmethod
+    def client_counters(self, client: str) -> Mapping[str, float]: ...
+
+    def reset(self) -> None:  # noqa: B027 - optional; tests and "cold-start reset" scenarios use it
+        """Forget everything (a real deployment never calls this)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""

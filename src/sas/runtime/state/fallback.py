@@ -1,0 +1,79 @@
+"""Degrade, never fail: when the shared store errors, answer from local state and say so.
+
+The request goes on with the instance's own memory (``StateView.degraded`` is True and ``on_degrade`` is
+called once per outage, so the shield can record an event); the shared store is retried after ``retry_after``
+seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+
+from sas.runtime.state.base import Observation, StateBackend, StateError, StateView
+from sas.runtime.state.memory import MemoryState
+
+
+class FallbackState(StateBackend):
+    def __init__(
+        self,
+        primary: StateBackend,
+        *,
+        local: StateBackend | None = None,
+        retry_after: float = 5.0,
+        on_degrade: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(client_ttl=primary.client_ttl, window=primary.window)
+        self.name = f"{primary.name}+fallback"
+        self.primary = primary
+        self.local = local or MemoryState(client_ttl=primary.client_ttl, window=primary.window)
+        self.retry_after = retry_after
+        self.on_degrade = on_degrade
+        self._clock = clock
+        self._down_since: float | None = None
+        self.failures = 0
+
+    @property
+    def degraded(self) -> bool:
+        return self._down_since is not None
+
+    def update(self, obs: Observation, now: float) -> StateView:
+        if self._down_since is None or self._clock() - self._down_since >= self.retry_after:
+            try:
+                view = self.primary.update(obs, now)
+            except StateError as exc:
+                self.failures += 1
+                if self._down_since is None and self.on_degrade is not None:
+                    self.on_degrade(str(exc))
+                self._down_since = self._clock()
+            else:
+                self._down_since = None
+                self.local.update(obs, now)  # keep local state warm for the next outage
+                return view
+        view = self.local.update(obs, now)
+        return StateView(
+            view.counters,
+            view.global_counters,
+            view.client_dups,
+            view.global_bucket_counts,
+            view.sketches,
+            view.client_allowed,
+            view.global_allowed,
+            degraded=True,
+        )
+
+    def client_counters(self, client: str) -> Mapping[str, float]:
+        try:
+            return self.primary.client_counters(client)
+        except StateError:
+            return self.local.client_counters(client)
+
+    def reset(self) -> None:
+        self.local.reset()
+        with contextlib.suppress(StateError):
+            self.primary.reset()
+
+    def close(self) -> None:
+        self.primary.close()

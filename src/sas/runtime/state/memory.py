@@ -1,0 +1,68 @@
+"""In-process state: one function instance. Bounded like the shared backends (fixed-size per client)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from sas.runtime.state.base import Observation, StateBackend, StateView
+from sas.runtime.state.summary import ClientSummary, take
+
+
+class MemoryState(StateBackend):
+    name = "memory"
+
+    def __init__(self, *, client_ttl: float = 86_400.0, window: float = 3_600.0, max_clients: int = 100_000) -> None:
+        super().__init__(client_ttl=client_ttl, window=window)
+        self.max_clients = max_clients  # least recently seen clients are evicted beyond this
+        self._clients: OrderedDict[str, ClientSummary] = OrderedDict()
+        self._global: dict[str, float] = {}
+        self._global_buckets: dict[str, int] = {}
+        self._window_index = -1
+        self._global_tokens: float | None = None
+        self._global_stamp = 0.0
+        self._lock = threading.Lock()
+
+    def update(self, obs: Observation, now: float) -> StateView:
+        with self._lock:
+            client = self._client(obs.client, now)
+            dups, before, client_ok = client.apply(obs, now)
+            for name, amount in obs.global_counters.items():
+                self._global[name] = self._global.get(name, 0.0) + float(amount)
+            window = int(now // self.window)
+            if window != self._window_index:
+                self._window_index, self._global_buckets = window, {}
+            counts = []
+            for b in obs.buckets:
+                self._global_buckets[b] = self._global_buckets.get(b, 0) + 1
+                counts.append(self._global_buckets[b])
+            global_ok = True
+            if obs.global_bucket is not None:
+                global_ok, self._global_tokens, self._global_stamp = take(
+                    self._global_tokens, self._global_stamp, obs.global_bucket, obs.cost, now
+                )
+            return StateView(dict(client.counters), dict(self._global), dups, counts, before, client_ok, global_ok)
+
+    def _client(self, name: str, now: float) -> ClientSummary:
+        client = self._clients.get(name)
+        if client is None or now - client.seen > self.client_ttl:
+            client = ClientSummary()
+            self._clients[name] = client
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(name)
+        return client
+
+    def client_counters(self, client: str) -> Mapping[str, float]:
+        with self._lock:
+            found = self._clients.get(client)
+            return dict(found.counters) if found else {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clients.clear()
+            self._global.clear()
+            self._global_buckets.clear()
+            self._global_tokens = None
