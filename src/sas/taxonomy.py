@@ -223,6 +223,12 @@ REFERENCES: dict[str, Reference] = {
         _ref("CWE", "CWE-1336", "Template Injection", _CWE + "1336.html"),
         _ref("CWE", "CWE-20", "Improper Input Validation", _CWE + "20.html"),
         _ref("CWE", "CWE-354", "Improper Validation of Integrity Check Value", _CWE + "354.html"),
+        _ref("CWE", "CWE-78", "OS Command Injection", _CWE + "78.html"),
+        _ref("CWE", "CWE-918", "Server-Side Request Forgery", _CWE + "918.html"),
+        _ref("CWE", "CWE-798", "Use of Hard-coded Credentials", _CWE + "798.html"),
+        _ref("CWE", "CWE-532", "Insertion of Sensitive Information into Log File", _CWE + "532.html"),
+        _ref("CWE", "CWE-95", "Eval Injection", _CWE + "95.html"),
+        _ref("CWE", "CWE-488", "Exposure of Data Element to Wrong Session", _CWE + "488.html"),
     )
 }
 
