@@ -1,0 +1,1 @@
+"""Request-level detectors; each implements :class:`sas.runtime.detectors.base.Detector`."""

@@ -1,0 +1,294 @@
+"""Warm-invocation contamination: what one invocation leaves behind for the next.
+
+A warm instance serves many requests, possibly from many clients, in one process and one ``/tmp``. An
+attacker who ran code once can leave a file, a thread, a child process or a patched function that the next
+invocation (another client's) runs into. Checked around each invocation, cheaply:
+
+- before the handler: entries of ``tmp_dir`` that were not there at init, not allow-listed
+  (``[runtime.contamination] tmp_allow`` globs) and not reported yet -> residue of an earlier invocation;
+- after the handler: threads started during the invocation and still alive; child processes still alive
+  (read from ``/proc`` only when a spawn was seen, and in every deep sweep); security-relevant functions
+  (``builtins.open``, ``os.system``, ``socket.socket.connect``, ``json.loads``, ``pickle.loads``...)
+  replaced since init; module-level containers of the function's own modules that grew by more than
+  ``state_growth`` items;
+- every ``deep_every`` invocations: every builtin and every function of the watched modules;
+- optionally (``scrub_tmp``) what the invocation created in ``tmp_dir`` is deleted after it returns.
+
+Only names of ``tmp_dir`` entries are compared (one ``listdir``), so a file that existed at init and was
+rewritten later is not seen here (the audit hook records writes outside ``tmp_dir``, not inside it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sas.runtime.monitors.audit import Violation
+from sas.runtime.policy import RuntimePolicy
+from sas.taxonomy import Severity, Threat
+
+# (module, dotted attribute) pairs checked after every invocation.
+CRITICAL_FUNCTIONS: tuple[tuple[str, str], ...] = (
+    ("builtins", "open"),
+    ("builtins", "exec"),
+    ("builtins", "eval"),
+    ("builtins", "compile"),
+    ("builtins", "__import__"),
+    ("builtins", "getattr"),
+    ("builtins", "print"),
+    ("os", "system"),
+    ("os", "popen"),
+    ("os", "execv"),
+    ("os", "open"),
+    ("os", "fork"),
+    ("subprocess", "Popen"),
+    ("subprocess", "run"),
+    ("socket", "socket.connect"),
+    ("socket", "create_connection"),
+    ("socket", "getaddrinfo"),
+    ("json", "loads"),
+    ("json", "dumps"),
+    ("pickle", "loads"),
+    ("pickle", "load"),
+    ("sys", "addaudithook"),
+    ("ssl", "SSLContext.wrap_socket"),
+    ("http.client", "HTTPConnection.request"),
+    ("urllib.request", "urlopen"),
+    ("botocore.client", "BaseClient._make_api_call"),
+    ("botocore.endpoint", "Endpoint.make_request"),
+)
+# Modules whose every function is compared in the deep sweep.
+DEEP_MODULES = (
+    "os",
+    "posix",
+    "subprocess",
+    "socket",
+    "ssl",
+    "json",
+    "pickle",
+    "io",
+    "shutil",
+    "tempfile",
+    "http.client",
+    "urllib.request",
+    "importlib",
+    "ctypes",
+    "logging",
+    "base64",
+    "hashlib",
+    "hmac",
+)
+_CONTAINERS = (dict, list, set, bytearray)
+_SERVER_THREAD_MODULES = ("werkzeug", "gunicorn", "socketserver", "http.server", "waitress", "grpc")
+
+
+def _resolve(module: str, dotted: str) -> Any:
+    obj: Any = sys.modules.get(module)
+    for part in dotted.split("."):
+        if obj is None:
+            return None
+        obj = getattr(obj, part, None)
+    return obj
+
+
+class ContaminationMonitor:
+    def __init__(self, policy: RuntimePolicy, report: Callable[[Violation], None], spawned: Callable[[], int]) -> None:
+        self.policy = policy
+        self.report = report
+        self._spawned = spawned
+        self.tmp_dir = policy.tmp_dir
+        self.code_dir = os.path.realpath(policy.code_dir)
+        self.invocations = 0
+        self._reported: set[str] = set()
+        self._tmp_baseline: set[str] = set()
+        self._thread_baseline: set[int] = set()
+        self._threads_before: set[int] = set()
+        self._children_before: set[int] = set()
+        self._critical: list[tuple[str, str, Any]] = []
+        self._deep: dict[tuple[str, str], Any] = {}
+        self._state: list[tuple[str, str, Any, int]] = []
+        self._spawn_mark = 0
+
+    # --- baseline (end of init) ---------------------------------------------------------------------
+    def baseline(self) -> None:
+        self._tmp_baseline = set(self._listdir())
+        self._thread_baseline = {t.ident or 0 for t in threading.enumerate()}
+        self._critical = [(m, a, _resolve(m, a)) for m, a in CRITICAL_FUNCTIONS if m in sys.modules]
+        self._critical = [c for c in self._critical if c[2] is not None]
+        self._deep = {}
+        for module_name in ("builtins", *DEEP_MODULES):
+            module = sys.modules.get(module_name)
+            if module is None:
+                continue
+            for name, value in list(vars(module).items()):
+                if callable(value):
+                    self._deep[(module_name, name)] = value
+        self._state = []
+        for module_name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if not isinstance(path, str) or not os.path.realpath(path).startswith(self.code_dir + os.sep):
+                continue
+            if "site-packages" in path:
+                continue
+            for var, value in list(vars(module).items()):
+                if isinstance(value, _CONTAINERS) and not var.startswith("__"):
+                    self._state.append((module_name, var, value, len(value)))
+                    if len(self._state) >= 500:
+                        return
+
+    def _listdir(self) -> list[str]:
+        try:
+            return os.listdir(self.tmp_dir)
+        except OSError:
+            return []
+
+    def _allowed_tmp(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.policy.tmp_allow)
+
+    # --- around each invocation ---------------------------------------------------------------------
+    def before(self) -> None:
+        self.invocations += 1
+        residue = [
+            n
+            for n in self._listdir()
+            if n not in self._tmp_baseline and n not in self._reported and not self._allowed_tmp(n)
+        ]
+        if residue:
+            self._reported.update(residue)
+            self.report(
+                Violation(
+                    "tmp-residue",
+                    Threat.CROSS_INVOCATION_CONTAMINATION,
+                    Severity.MEDIUM,
+                    {"tmp_dir": self.tmp_dir, "files": sorted(residue)[:50], "count": len(residue)},
+                )
+            )
+        self._threads_before = {t.ident or 0 for t in threading.enumerate()}
+        self._spawn_mark = self._spawned()
+
+    def after(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {}
+        deep = self.invocations % self.policy.deep_every == 0
+        self._check_threads()
+        if deep or self._spawned() != self._spawn_mark:
+            self._check_children()
+        self._check_functions(deep)
+        self._check_state()
+        if self.policy.scrub_tmp:
+            removed = self.scrub()
+            if removed:
+                summary["tmp_scrubbed"] = removed
+        return summary
+
+    def _check_threads(self) -> None:
+        current = threading.get_ident()
+        lingering = []
+        for thread in threading.enumerate():
+            ident = thread.ident or 0
+            if ident == current or ident in self._threads_before or ident in self._thread_baseline:
+                continue
+            if not thread.is_alive() or f"thread:{ident}" in self._reported:
+                continue
+            target = getattr(thread, "_target", None)
+            module = str(getattr(target, "__module__", "") or type(thread).__module__)
+            if module.startswith(_SERVER_THREAD_MODULES):
+                continue
+            self._reported.add(f"thread:{ident}")
+            lingering.append({"name": thread.name, "daemon": thread.daemon, "target_module": module})
+        if lingering:
+            self.report(
+                Violation(
+                    "lingering-thread",
+                    Threat.CROSS_INVOCATION_CONTAMINATION,
+                    Severity.MEDIUM,
+                    {"threads": lingering[:20]},
+                )
+            )
+
+    def children(self) -> set[int]:
+        pids: set[int] = set()
+        try:
+            tasks = os.listdir("/proc/self/task")
+        except OSError:
+            return pids
+        for tid in tasks:
+            try:
+                with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
+                    pids.update(int(p) for p in fh.read().split())
+            except (OSError, ValueError):
+                continue
+        return pids
+
+    def _check_children(self) -> None:
+        alive = [p for p in self.children() if f"pid:{p}" not in self._reported]
+        if alive:
+            self._reported.update(f"pid:{p}" for p in alive)
+            self.report(
+                Violation(
+                    "lingering-process",
+                    Threat.CROSS_INVOCATION_CONTAMINATION,
+                    Severity.HIGH,
+                    {"pids": sorted(alive)[:20]},
+                )
+            )
+
+    def _check_functions(self, deep: bool) -> None:
+        replaced = []
+        for owner, attr, original in self._critical:
+            if _resolve(owner, attr) is not original and f"fn:{owner}.{attr}" not in self._reported:
+                self._reported.add(f"fn:{owner}.{attr}")
+                replaced.append(f"{owner}.{attr}")
+        if deep:
+            for (module_name, name), original in self._deep.items():
+                module = sys.modules.get(module_name)
+                key = f"fn:{module_name}.{name}"
+                if module is not None and vars(module).get(name) is not original and key not in self._reported:
+                    self._reported.add(key)
+                    replaced.append(f"{module_name}.{name}")
+        if replaced:
+            self.report(
+                Violation(
+                    "patched-function",
+                    Threat.CROSS_INVOCATION_CONTAMINATION,
+                    Severity.HIGH,
+                    {"replaced": replaced[:50]},
+                )
+            )
+
+    def _check_state(self) -> None:
+        limit = self.policy.state_growth
+        for module_name, name, value, size in self._state:
+            grown = len(value) - size
+            key = f"state:{module_name}.{name}"
+            if grown > limit and key not in self._reported:
+                self._reported.add(key)
+                self.report(
+                    Violation(
+                        "state-growth",
+                        Threat.CROSS_INVOCATION_CONTAMINATION,
+                        Severity.LOW,
+                        {"variable": f"{module_name}.{name}", "items_at_init": size, "items_now": len(value)},
+                    )
+                )
+
+    def scrub(self) -> list[str]:
+        removed = []
+        for name in self._listdir():
+            if name in self._tmp_baseline or self._allowed_tmp(name):
+                continue
+            path = os.path.join(self.tmp_dir, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            except OSError:
+                continue
+            self._reported.discard(name)
+            removed.append(name)
+        return removed

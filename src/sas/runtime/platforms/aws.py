@@ -1,0 +1,211 @@
+"""AWS Lambda adapter: Lambda events <-> RequestContext, and blocked answers in Lambda's own shapes.
+
+Recognised events: API Gateway REST (v1 proxy), HTTP API (v2 payload), Function URLs (v2 payload with a
+``*.lambda-url.*`` domain), Application Load Balancer target events, and direct invocations (any other
+JSON). A blocked HTTP request gets ``{"statusCode", "headers", "body", "isBase64Encoded"}`` (plus
+``statusDescription`` and ``multiValueHeaders`` when the ALB asks for them); a blocked direct invocation
+gets ``{"statusCode", "error", "request_id"}`` as the function's result, rather than a raised error whose
+stack trace Lambda would hand to the caller.
+
+Powertools for AWS Lambda is optional and never imported here unless the function already loaded it:
+then alerts also go through its ``Logger`` (structured, with the request's correlation), and
+``shield.aws_powertools`` gives the same wrapper as ``lambda_handler_decorator`` middleware.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sas.events.record import RuntimeEvent
+from sas.runtime.context import RequestContext
+from sas.runtime.platforms.identity import client_identity, client_ip
+
+if TYPE_CHECKING:
+    from sas.runtime.shield import Shield
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 413: "Payload Too Large", 429: "Too Many Requests"}
+
+
+def event_kind(event: Any) -> str:
+    if not isinstance(event, dict):
+        return "direct"
+    rc = event.get("requestContext")
+    if isinstance(rc, dict):
+        if "elb" in rc:
+            return "alb"
+        if event.get("version") == "2.0" and isinstance(rc.get("http"), dict):
+            return "function-url" if ".lambda-url." in str(rc.get("domainName", "")) else "http-api"
+        if "httpMethod" in event:
+            return "rest-api"
+    return "direct"
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    if not isinstance(headers, dict):
+        return {}
+    return {str(k).lower(): str(v) for k, v in headers.items() if v is not None}
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    raw = event.get("body")
+    if raw is None:
+        return b""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(raw)
+        except (ValueError, TypeError):
+            return str(raw).encode()
+    return raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else json.dumps(raw).encode()
+
+
+def _get(mapping: Any, *path: str) -> str:
+    node = mapping
+    for key in path:
+        if not isinstance(node, dict):
+            return ""
+        node = node.get(key)
+    return str(node) if node not in (None, "") else ""
+
+
+def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
+    kind = event_kind(event)
+    policy = shield.policy
+    request_id = str(getattr(context, "aws_request_id", "") or "")
+    function = shield.function or str(getattr(context, "function_name", "") or "")
+    instance = shield.current_instance()
+    if kind == "direct":
+        try:
+            size = len(json.dumps(event, separators=(",", ":"), default=str))
+        except (TypeError, ValueError, RecursionError):
+            size = 0
+        client, source = client_identity(policy)
+        return RequestContext(
+            request_id=request_id or uuid.uuid4().hex,
+            client_id=client,
+            client_source=source,
+            platform="aws",
+            function=function,
+            instance_id=instance,
+            payload=event,
+            size=size,
+            kind=kind,
+        )
+    rc = event.get("requestContext") or {}
+    headers = _lower(event.get("headers"))
+    if not headers and isinstance(event.get("multiValueHeaders"), dict):
+        headers = {str(k).lower(): str(v[-1]) for k, v in event["multiValueHeaders"].items() if v}
+    body = _body(event)
+    if kind in {"http-api", "function-url"}:
+        method = _get(rc, "http", "method")
+        path = str(event.get("rawPath", "") or _get(rc, "http", "path"))
+        peer = _get(rc, "http", "sourceIp")
+        principal = (
+            _get(rc, "authorizer", "jwt", "claims", "sub")
+            or _get(rc, "authorizer", "lambda", "principalId")
+            or _get(rc, "authorizer", "iam", "userArn")
+        )
+        api_key = ""
+        ip = client_ip(peer, headers.get("x-forwarded-for", ""), policy.trusted_proxies)
+    elif kind == "rest-api":
+        method = str(event.get("httpMethod", ""))
+        path = str(event.get("path", ""))
+        peer = _get(rc, "identity", "sourceIp")
+        principal = (
+            _get(rc, "authorizer", "claims", "sub")
+            or _get(rc, "authorizer", "principalId")
+            or _get(rc, "identity", "userArn")
+            or _get(rc, "identity", "cognitoIdentityId")
+        )
+        api_key = _get(rc, "identity", "apiKeyId")
+        ip = client_ip(peer, headers.get("x-forwarded-for", ""), policy.trusted_proxies)
+    else:  # alb: the balancer is the peer and appends the address it saw
+        method = str(event.get("httpMethod", ""))
+        path = str(event.get("path", ""))
+        principal, api_key = "", ""
+        ip = client_ip("", headers.get("x-forwarded-for", ""), policy.trusted_proxies, platform_appends=True)
+    client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
+    return RequestContext(
+        request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
+        client_id=client,
+        client_source=source,
+        source_ip=ip,
+        platform="aws",
+        function=function,
+        instance_id=instance,
+        body=body,
+        size=len(body),
+        method=method.upper(),
+        path=path,
+        kind=kind,
+        headers=headers,
+    )
+
+
+def blocked_response(event: Any, kind: str, status: int, body: Mapping[str, str]) -> dict[str, Any]:
+    if kind == "direct":
+        return {"statusCode": status, **body}
+    response: dict[str, Any] = {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+    if kind == "alb":
+        response["statusDescription"] = f"{status} {_REASONS.get(status, 'Error')}"
+        if isinstance(event, dict) and "multiValueHeaders" in event:
+            response["multiValueHeaders"] = {"Content-Type": ["application/json"]}
+            del response["headers"]
+    return response
+
+
+def _powertools_alert_hook(shield: Shield) -> Callable[[RuntimeEvent], None] | None:
+    if "aws_lambda_powertools" not in sys.modules:
+        return None
+    try:
+        from aws_lambda_powertools import Logger
+    except ImportError:
+        return None
+    logger = Logger(service=shield.function or "sas")
+
+    def log(event: RuntimeEvent) -> None:
+        logger.warning(f"sas {event.verdict.value}: {event.event}", extra={"sas": event.to_dict()})
+
+    return log
+
+
+def wrap_handler(shield: Shield, handler: F) -> F:
+    if not any(getattr(h, "__sas_powertools__", False) for h in shield.alert_hooks):
+        hook = _powertools_alert_hook(shield)
+        if hook is not None:
+            hook.__sas_powertools__ = True  # type: ignore[attr-defined]
+            shield.alert_hooks.append(hook)
+
+    @functools.wraps(handler)
+    def shielded(event: Any, context: Any = None, *args: Any, **kwargs: Any) -> Any:
+        ctx = build_context(shield, event, context)
+        return shield.run(
+            ctx,
+            lambda: handler(event, context, *args, **kwargs),
+            lambda status, body: blocked_response(event, ctx.kind, status, body),
+        )
+
+    return shielded  # type: ignore[return-value]
+
+
+def powertools_middleware(shield: Shield) -> Callable[..., Any]:
+    """The Shield as Powertools middleware (``lambda_handler_decorator``), stackable with Powertools' own."""
+    from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
+
+    @lambda_handler_decorator
+    def sas_shield(handler: Callable[..., Any], event: Any, context: Any, **kwargs: Any) -> Any:
+        return wrap_handler(shield, handler)(event, context)
+
+    return sas_shield

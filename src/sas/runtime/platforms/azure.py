@@ -1,0 +1,92 @@
+"""Azure Functions adapter: ``azure.functions.HttpRequest`` in, ``HttpResponse`` out (v1 and v2 models).
+
+With the v2 programming model put the Shield's decorator *under* ``@app.route``: the worker indexes the
+function through ``inspect.signature``, which follows the ``__wrapped__`` that :func:`functools.wraps` sets,
+so binding names (``req``, ``context``) keep working. A plain decorator, not a worker extension: worker
+extensions are unsupported from Python 3.13.
+
+The request is found among the call's arguments by shape (``get_body``, ``method``, ``headers``), so this
+module does not import ``azure.functions`` until it must build a blocked response (the worker has loaded it
+by then). Other triggers (queue, timer...) get a payload-only context and a blocked one returns ``None``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sas.runtime.context import RequestContext
+from sas.runtime.platforms.identity import client_identity, client_ip
+
+if TYPE_CHECKING:
+    from sas.runtime.shield import Shield
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _is_http_request(obj: Any) -> bool:
+    return hasattr(obj, "get_body") and hasattr(obj, "method") and hasattr(obj, "headers")
+
+
+def build_context(shield: Shield, request: Any, context: Any, function: str) -> RequestContext:
+    policy = shield.policy
+    headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
+    body = request.get_body() or b""
+    # Azure's front end appends "client-ip:port" to X-Forwarded-For; the worker never sees the peer.
+    ip = client_ip("", headers.get("x-forwarded-for", ""), policy.trusted_proxies, platform_appends=True)
+    principal = headers.get("x-ms-client-principal-id", "") if policy.trust_identity_headers else ""
+    client, source = client_identity(policy, principal=principal, source_ip=ip)
+    invocation = str(getattr(context, "invocation_id", "") or "")
+    try:
+        path = str(request.url).split("?", 1)[0]
+    except (AttributeError, TypeError):
+        path = ""
+    return RequestContext(
+        request_id=invocation or headers.get("x-ms-request-id", "") or uuid.uuid4().hex,
+        client_id=client,
+        client_source=source,
+        source_ip=ip,
+        platform="azure",
+        function=function,
+        instance_id=shield.current_instance(),
+        body=bytes(body),
+        size=len(body),
+        method=str(request.method or "").upper(),
+        path=path,
+        kind="http",
+        headers=headers,
+    )
+
+
+def _http_blocked(status: int, body: dict[str, str]) -> Any:
+    import azure.functions as func
+
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def wrap_function(shield: Shield, fn: F) -> F:
+    function = shield.function or fn.__name__
+
+    @functools.wraps(fn)
+    def shielded(*args: Any, **kwargs: Any) -> Any:
+        request = next((a for a in (*args, *kwargs.values()) if _is_http_request(a)), None)
+        context = kwargs.get("context")
+        if request is not None:
+            ctx = build_context(shield, request, context, function)
+            return shield.run(ctx, lambda: fn(*args, **kwargs), _http_blocked)
+        payload = args[0] if args else next(iter(kwargs.values()), None)
+        ctx = RequestContext(
+            request_id=str(getattr(context, "invocation_id", "") or uuid.uuid4().hex),
+            client_id="anonymous",
+            platform="azure",
+            function=function,
+            instance_id=shield.current_instance(),
+            payload=payload if isinstance(payload, (dict, list, str, int, float)) else None,
+            kind="trigger",
+        )
+        return shield.run(ctx, lambda: fn(*args, **kwargs), lambda status, body: None)
+
+    return shielded  # type: ignore[return-value]

@@ -1,0 +1,470 @@
+"""The Shield: one object per function instance that checks requests and watches the process.
+
+Create it once at module level, *after* the heavy imports and the model load (the process monitors treat
+everything after that moment as run time), and wrap the handler with the platform's decorator::
+
+    shield = Shield.from_config()          # sas.toml / [tool.sas] / $SAS_CONFIG, or Shield({...})
+    @shield.aws_lambda
+    def handler(event, context): ...
+
+In ``monitor`` mode everything is recorded and nothing is stopped; in ``enforce`` mode a request a detector
+blocks gets the platform's error response (400/403/413/429, body ``{"error", "request_id"}``), and the
+process policy raises :class:`~sas.runtime.monitors.audit.PolicyViolation` into the offending code.
+
+Import cost matters here (this module loads in every cold start): it imports only the stdlib, the floor
+(:mod:`sas.config`, :mod:`sas.events`, :mod:`sas.taxonomy`) and its own small modules; platform adapters,
+Powertools and :mod:`sas.integrity` are imported when first used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sas import config as sas_config
+from sas.errors import SasError
+from sas.events.record import RuntimeEvent, Verdict
+from sas.events.sink import Sink, open_sink
+from sas.runtime.context import RequestContext, current_request, reset_current, set_current
+from sas.runtime.detectors.base import Detection, Detector, overrides
+from sas.runtime.detectors.input_validation import InputValidationDetector
+from sas.runtime.monitors import audit, cloud_sdk
+from sas.runtime.monitors.audit import PolicyViolation, Violation
+from sas.runtime.monitors.cold_start import InstanceIdentity, check_environment, check_startup_files, verify_manifest
+from sas.runtime.monitors.contamination import ContaminationMonitor
+from sas.runtime.policy import RuntimePolicy, parse_policy
+from sas.taxonomy import THREAT_CATEGORY, Severity, Threat
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RequestBlocked(Exception):
+    """Raised inside a handler (by ``guard_model``) to stop a request; the adapter answers for it."""
+
+    def __init__(self, detection: Detection) -> None:
+        super().__init__(detection.public_reason)
+        self.detection = detection
+
+
+class ColdStartIntegrityError(SasError):
+    """The function's files do not match their signed manifest (raised at init in enforce mode)."""
+
+
+@dataclass(slots=True)
+class _Invocation:
+    ctx: RequestContext
+    start: float
+    verdict: Verdict = Verdict.ALLOW
+    detections: list[str] = field(default_factory=list)
+    blocked_status: int = 0
+
+
+_INVOCATION: ContextVar[_Invocation | None] = ContextVar("sas_invocation", default=None)
+_RANK = {Verdict.ALLOW: 0, Verdict.ALERT: 1, Verdict.BLOCK: 2}
+# Violations the process policy can stop; the others (residue, tampering found at init) are alerts.
+_BLOCKABLE = frozenset(
+    {"egress", "subprocess", "file-write", "dynamic-code", "native-code", "pickle-global", "audit-hook", "sdk-call"}
+)
+
+
+def detect_platform(env: Mapping[str, str]) -> str:
+    if env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("AWS_LAMBDA_RUNTIME_API"):
+        return "aws"
+    if env.get("FUNCTIONS_WORKER_RUNTIME") or env.get("AzureWebJobsScriptRoot"):
+        return "azure"
+    if env.get("K_SERVICE") or env.get("FUNCTION_TARGET"):
+        return "gcp"
+    return "local"
+
+
+def default_function_name(env: Mapping[str, str]) -> str:
+    for var in ("AWS_LAMBDA_FUNCTION_NAME", "K_SERVICE", "FUNCTION_TARGET", "WEBSITE_SITE_NAME"):
+        if env.get(var):
+            return env[var]
+    return ""
+
+
+class Shield:
+    """Configuration, request detectors and process monitors for one function instance."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        sink: Sink | None = None,
+        detectors: Iterable[Detector] = (),
+        install: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.config: dict[str, Any] = dict(config or {})
+        self.policy: RuntimePolicy = parse_policy(self.config, self.env)
+        self.sink: Sink = sink if sink is not None else open_sink(self.policy.ledger)
+        self.platform = detect_platform(self.env)
+        self.function = self.policy.function or default_function_name(self.env)
+        self.identity = InstanceIdentity.create(self.env)
+        self.detectors: list[Detector] = []
+        self._on_request: list[Detector] = []
+        self._on_model_input: list[Detector] = []
+        self._on_model_output: list[Detector] = []
+        self.alert_hooks: list[Callable[[RuntimeEvent], None]] = []
+        self.counts: dict[str, int] = {"invocations": 0, "alerts": 0, "blocks": 0}
+        self._audit: audit.AuditPolicy | None = None
+        self._sdk: cloud_sdk.SdkMonitor | None = None
+        self._contamination: ContaminationMonitor | None = None
+        self._closed = False
+        for detector in (InputValidationDetector(self.policy), *detectors):
+            self.add_detector(detector)
+        if install:
+            self._install()
+        self.setup_seconds = time.perf_counter() - started
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Shield:
+        """Read ``sas.toml`` / ``[tool.sas]``: ``path``, else ``$SAS_CONFIG``, else the code directory."""
+        env = kwargs.get("env") or os.environ
+        found = Path(path) if path is not None else sas_config.discover(env.get("LAMBDA_TASK_ROOT") or None)
+        data: dict[str, Any] = sas_config.load_file(found) if found is not None else {}
+        if found is not None:
+            data = _resolve_paths(data, found.resolve().parent)
+        return cls(data, **kwargs)
+
+    # --- configuration --------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.policy.mode
+
+    @property
+    def enforce(self) -> bool:
+        return self.policy.enforce
+
+    @property
+    def instance_id(self) -> str:
+        return self.identity.instance_id
+
+    def add_detector(self, detector: Detector) -> None:
+        self.detectors.append(detector)
+        if overrides(detector, "on_request"):
+            self._on_request.append(detector)
+        if overrides(detector, "on_model_input"):
+            self._on_model_input.append(detector)
+        if overrides(detector, "on_model_output"):
+            self._on_model_output.append(detector)
+
+    # --- cold start -----------------------------------------------------------------------------------
+    def _install(self) -> None:
+        policy = self.policy
+        if policy.cold_start:
+            self._cold_start_checks()
+        _, _, ledger_path = policy.ledger.partition(":")
+        if policy.audit:
+            self._audit = audit.AuditPolicy(
+                policy,
+                self._on_violation,
+                extra_egress=audit.runtime_api_endpoints(self.env),
+                extra_writable=[ledger_path, ledger_path + "-journal", ledger_path + "-wal"] if ledger_path else [],
+            )
+            audit.install(self._audit)
+        if policy.sdk:
+            self._sdk = cloud_sdk.SdkMonitor(policy, self._on_violation)
+            cloud_sdk.install(self._sdk)
+        if policy.contamination:
+            spawned = self._audit
+            self._contamination = ContaminationMonitor(
+                policy, self._on_violation, (lambda: spawned.spawned) if spawned else (lambda: 0)
+            )
+            self._contamination.baseline()
+        self._emit(
+            "cold-start",
+            "cold-start",
+            "",
+            Severity.INFO,
+            Verdict.ALLOW,
+            {"mode": policy.mode, "snap_start": self.identity.snap_start},
+        )
+
+    def _cold_start_checks(self) -> None:
+        policy = self.policy
+        for violation in check_environment(
+            self.env, allow_env=policy.allow_env, code_dir=policy.code_dir, writable=(policy.tmp_dir,)
+        ):
+            self._on_violation(violation)
+        for violation in check_startup_files(sys.path, allow=policy.allow_pth):
+            self._on_violation(violation)
+        if policy.manifest:
+            root = policy.manifest_root or policy.code_dir
+            public_key = policy.manifest_public_key
+            if not public_key:
+                ok, details = False, {"error": "manifest configured without a public key", "manifest": policy.manifest}
+            else:
+                ok, details = verify_manifest(root, policy.manifest, public_key)
+            verdict = Verdict.ALLOW if ok else (Verdict.BLOCK if policy.enforce else Verdict.ALERT)
+            self._emit(
+                "manifest",
+                "cold-start",
+                Threat.COLD_START_TAMPERING if not ok else "",
+                Severity.CRITICAL if not ok else Severity.INFO,
+                verdict,
+                details,
+            )
+            if not ok and policy.enforce:
+                self.sink.flush()
+                raise ColdStartIntegrityError("function files do not match the signed integrity manifest")
+
+    # --- events ---------------------------------------------------------------------------------------
+    def _emit(
+        self,
+        event: str,
+        detector: str,
+        threat: str,
+        severity: str,
+        verdict: Verdict,
+        details: Mapping[str, Any],
+        ctx: RequestContext | None = None,
+    ) -> RuntimeEvent:
+        category = THREAT_CATEGORY[Threat(threat)].value if threat else ""
+        record = RuntimeEvent(
+            time=time.time(),
+            event=event,
+            detector=detector,
+            category=category,
+            threat=str(threat),
+            severity=str(severity),
+            verdict=verdict,
+            request_id=ctx.request_id if ctx else "",
+            client_id=ctx.client_id if ctx else "",
+            instance_id=self.identity.instance_id,
+            function=(ctx.function if ctx and ctx.function else self.function),
+            platform=ctx.platform if ctx else self.platform,
+            details=details,
+        )
+        # The sink may open its file on first use: that write is ours, not the function's.
+        busy = getattr(audit._LOCAL, "busy", False)
+        audit._LOCAL.busy = True
+        try:
+            self.sink.emit(record)
+        finally:
+            audit._LOCAL.busy = busy
+        if verdict is not Verdict.ALLOW and event != "invocation":
+            self.counts["blocks" if verdict is Verdict.BLOCK else "alerts"] += 1
+            for hook in self.alert_hooks:
+                try:
+                    hook(record)
+                except Exception:  # noqa: S112 - a logging hook must never break the handler
+                    continue
+        return record
+
+    def _note(self, name: str, verdict: Verdict) -> None:
+        inv = _INVOCATION.get()
+        if inv is not None:
+            inv.detections.append(name)
+            if _RANK[verdict] > _RANK[inv.verdict]:
+                inv.verdict = verdict
+
+    def _on_violation(self, violation: Violation) -> None:
+        blocking = self.policy.enforce and violation.kind in _BLOCKABLE
+        verdict = Verdict.BLOCK if blocking else Verdict.ALERT
+        self._note(violation.kind, verdict)
+        self._emit(
+            violation.kind,
+            _MONITOR_OF.get(violation.kind, "audit"),
+            violation.threat,
+            violation.severity,
+            verdict,
+            violation.details,
+            current_request(),
+        )
+
+    def _judge(self, detection: Detection, ctx: RequestContext | None) -> bool:
+        """Record a detection; True when the request must be stopped (enforce mode and a block)."""
+        if detection.verdict is Verdict.ALLOW:
+            return False
+        block = detection.verdict is Verdict.BLOCK and self.policy.enforce
+        verdict = Verdict.BLOCK if block else Verdict.ALERT
+        details = dict(detection.details)
+        details["score"] = detection.score
+        if detection.verdict is Verdict.BLOCK and not block:
+            details["would_block"] = detection.status
+        self._note(detection.detector, verdict)
+        self._emit(detection.event, detection.detector, detection.threat, detection.severity, verdict, details, ctx)
+        return block
+
+    # --- the invocation -------------------------------------------------------------------------------
+    def current_instance(self) -> str:
+        instance, renewed = self.identity.current()
+        if renewed:
+            self._emit("instance-renewed", "cold-start", "", Severity.INFO, Verdict.ALLOW, {"restores": 1})
+        return instance
+
+    def run(
+        self,
+        ctx: RequestContext,
+        call: Callable[[], R],
+        blocked: Callable[[int, dict[str, str]], R],
+    ) -> R:
+        """Check ``ctx``, run ``call``, and answer with ``blocked(status, body)`` when the request is stopped.
+
+        Adapters build ``ctx`` and the two callables; everything else (detectors, monitors, the summary
+        event) happens here, the same way on every platform.
+        """
+        inv = _Invocation(ctx, time.perf_counter())
+        inv_token = _INVOCATION.set(inv)
+        ctx_token = set_current(ctx)
+        self.counts["invocations"] += 1
+        contamination = self._contamination
+        try:
+            if contamination is not None:
+                contamination.before()
+            if self._sdk is not None and not cloud_sdk._STATE.installed:
+                cloud_sdk.ensure_wrapped()
+            for detector in self._on_request:
+                detection = detector.on_request(ctx)
+                if detection is not None and self._judge(detection, ctx):
+                    return self._blocked(inv, detection.status, detection.public_reason, blocked)
+            try:
+                return call()
+            except RequestBlocked as stop:
+                return self._blocked(inv, stop.detection.status, stop.detection.public_reason, blocked)
+            except PolicyViolation:
+                if not self.policy.enforce:
+                    raise
+                return self._blocked(inv, 403, "request refused", blocked)
+        finally:
+            self._finish(inv, contamination)
+            reset_current(ctx_token)
+            _INVOCATION.reset(inv_token)
+
+    def _blocked(self, inv: _Invocation, status: int, reason: str, blocked: Callable[[int, dict[str, str]], R]) -> R:
+        inv.blocked_status = status
+        return blocked(status, {"error": reason, "request_id": inv.ctx.request_id})
+
+    def _finish(self, inv: _Invocation, contamination: ContaminationMonitor | None) -> None:
+        extra: dict[str, Any] = {}
+        if contamination is not None:
+            try:
+                extra = contamination.after()
+            except Exception as exc:  # a monitor bug must not fail the invocation
+                extra = {"monitor_error": f"{type(exc).__name__}: {exc}"[:200]}
+        calls = self._sdk.drain() if self._sdk is not None else []
+        if self.policy.invocation_events:
+            details: dict[str, Any] = {
+                "duration_ms": round((time.perf_counter() - inv.start) * 1000, 3),
+                "size": inv.ctx.size,
+            }
+            if inv.detections:
+                details["detections"] = inv.detections
+            if inv.blocked_status:
+                details["status"] = inv.blocked_status
+            if calls:
+                details["sdk_calls"] = calls
+            if extra:
+                details.update(extra)
+            # the summary's verdict says what happened to the request (its detections are separate events)
+            self._emit("invocation", "shield", "", Severity.INFO, inv.verdict, details, inv.ctx)
+        self.sink.flush()
+
+    # --- model guard ----------------------------------------------------------------------------------
+    def guard_model(self, predict: F, baseline: Any = None) -> F:
+        """Wrap the model call so detectors see the inputs and outputs of the request in flight."""
+        for detector in self.detectors:
+            detector.bind_model(predict, baseline)
+
+        @functools.wraps(predict)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_request()
+            inputs = args[0] if args else next(iter(kwargs.values()), None)
+            for detector in self._on_model_input:
+                detection = detector.on_model_input(ctx, inputs)
+                if detection is not None and self._judge(detection, ctx):
+                    raise RequestBlocked(detection)
+            outputs = predict(*args, **kwargs)
+            for detector in self._on_model_output:
+                detection = detector.on_model_output(ctx, inputs, outputs)
+                if detection is not None and self._judge(detection, ctx):
+                    raise RequestBlocked(detection)
+            return outputs
+
+        return guarded  # type: ignore[return-value]
+
+    # --- platform decorators (adapters are imported on first use) -------------------------------------
+    def aws_lambda(self, handler: F) -> F:
+        """Wrap an AWS Lambda handler ``(event, context)``: API Gateway v1/v2, Function URL, ALB, direct."""
+        from sas.runtime.platforms.aws import wrap_handler
+
+        return wrap_handler(self, handler)
+
+    @property
+    def aws_powertools(self) -> Callable[..., Any]:
+        """The same wrapper as Powertools middleware: ``@shield.aws_powertools`` over the handler."""
+        from sas.runtime.platforms.aws import powertools_middleware
+
+        return powertools_middleware(self)
+
+    def azure_function(self, fn: F) -> F:
+        """Wrap an Azure Functions HTTP function (v2 model: put it *under* ``@app.route``)."""
+        from sas.runtime.platforms.azure import wrap_function
+
+        return wrap_function(self, fn)
+
+    def gcp_function(self, fn: F) -> F:
+        """Wrap a Google Cloud Functions HTTP (Flask request) or CloudEvent function."""
+        from sas.runtime.platforms.gcp import wrap_function
+
+        return wrap_function(self, fn)
+
+    # --- shutdown -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Deactivate the process monitors (the audit hook stays, as a no-op) and close the sink."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._audit is not None:
+            audit.deactivate(self._audit)
+        if self._sdk is not None:
+            cloud_sdk.deactivate(self._sdk)
+        self.sink.close()
+
+    def __enter__(self) -> Shield:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_MONITOR_OF = {
+    "sdk-call": "cloud-sdk",
+    "cold-start": "cold-start",
+    "tmp-residue": "contamination",
+    "lingering-thread": "contamination",
+    "lingering-process": "contamination",
+    "patched-function": "contamination",
+    "state-growth": "contamination",
+}
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative file paths in a configuration file are relative to that file, not to the cwd."""
+    runtime = data.get("runtime")
+    if not isinstance(runtime, dict):
+        return data
+    out = dict(data)
+    rt = dict(runtime)
+    cold = rt.get("cold_start")
+    if isinstance(cold, dict):
+        cold = dict(cold)
+        for key in ("manifest", "public_key", "root"):
+            value = cold.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                cold[key] = str(base / value)
+        rt["cold_start"] = cold
+    out["runtime"] = rt
+    return out
