@@ -1,0 +1,164 @@
+"""The handler-code analyzer: which Python files are the function's own code, and checking them.
+
+Function code versus vendored code: vendored libraries are the supply-chain analyzer's business (RECORD
+hashes, obfuscation), and running handler rules over numpy or boto3 would be slow and noisy. A file is vendored
+when its path is under ``site-packages``/``dist-packages`` or a layer's ``python/lib/python3.x/``, or when an
+installed distribution's ``*.dist-info/RECORD`` lists it (``pip install -t .`` puts libraries at the package
+root, next to the handler: only RECORD tells them apart). The walk order does not guarantee that a RECORD is
+seen before the files it lists, so source files wait (up to a memory budget) until the end of the walk; past
+the budget they are checked at once and their findings dropped at the end if a RECORD claims them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import warnings
+from collections import OrderedDict
+
+from sas.scan.analyzer import Analyzer
+from sas.scan.artifact import VirtualFile
+from sas.scan.code.checks import Hit, check_text, check_tree
+from sas.scan.code.rules import SECRET_ASSIGNMENT, SECRET_TOKEN
+from sas.scan.context import ScanContext
+from sas.scan.findings import Finding, Location, make_finding
+from sas.scan.rules import INCOMPLETE_FILE
+from sas.taxonomy import Severity
+
+MAX_SOURCE_BYTES = 2 * 1024 * 1024  # hand-written handler code is far smaller; generated blobs are not handlers
+PENDING_BUDGET = 48 * 1024 * 1024
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+_VENDORED = re.compile(
+    r"(?:^|/)(?:site-packages|dist-packages|__pycache__|node_modules|[^/]+\.dist-info|[^/]+\.egg-info)/"
+    r"|^python/lib/python\d[.\d]*/"
+)
+
+
+def is_vendored_path(inner_path: str) -> bool:
+    return bool(_VENDORED.search(inner_path))
+
+
+def check_source(source: bytes, path: str) -> list[Finding]:
+    """Every handler-code finding for one Python file; a file that cannot be parsed is itself a finding."""
+    hits: list[Hit] = []
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        text = source.decode("latin-1")  # PEP 263 cookies name other encodings; token formats are ASCII anyway
+    hits.extend(check_text(text))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences in the scanned code are not our warnings
+            tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) else None
+        return [*_findings(hits, path), _unparseable(path, f"Python syntax error: {exc.msg}", line)]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [*_findings(hits, path), _unparseable(path, f"cannot parse as Python: {type(exc).__name__}", None)]
+    try:
+        tree_hits = check_tree(tree, path)
+    except RecursionError:
+        return [*_findings(hits, path), _unparseable(path, "expressions nested too deeply to analyse", None)]
+    token_lines = {h.line for h in hits if h.rule is SECRET_TOKEN}
+    hits.extend(h for h in tree_hits if not (h.rule is SECRET_ASSIGNMENT and h.line in token_lines))
+    return _findings(hits, path)
+
+
+def _findings(hits: list[Hit], path: str) -> list[Finding]:
+    return [
+        make_finding(
+            h.rule,
+            Location(path, h.line or None, h.column or None),
+            h.message,
+            evidence=h.evidence,
+            severity=h.severity,
+        )
+        for h in sorted(hits, key=lambda h: (h.line, h.column, h.rule.id))
+    ]
+
+
+def _unparseable(path: str, message: str, line: int | None) -> Finding:
+    return make_finding(
+        INCOMPLETE_FILE,
+        Location(path, line),
+        f"{message}; the handler-code rules could not check this file",
+        evidence=message,
+    )
+
+
+class HandlerCodeAnalyzer(Analyzer):
+    name = "handler-code"
+
+    def __init__(self) -> None:
+        self._vendored: set[str] = set()
+        self._pending: OrderedDict[str, bytes] = OrderedDict()
+        self._pending_bytes = 0
+        self._early: dict[str, list[Finding]] = {}
+
+    def claims(self, file: VirtualFile) -> bool:
+        name = file.name
+        if file.inner_path.endswith(".dist-info/RECORD"):
+            return True
+        if name.endswith((".py", ".pyw")):
+            return True
+        first_line = file.head.split(b"\n", 1)[0]
+        return "." not in name and first_line.startswith(b"#!") and b"python" in first_line
+
+    def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        inner = file.inner_path
+        if inner.endswith(".dist-info/RECORD"):
+            self._read_record(file, ctx)
+            return False
+        if is_vendored_path(inner) or file.path in self._vendored:
+            return False
+        if file.size > MAX_SOURCE_BYTES:
+            ctx.add(
+                make_finding(
+                    INCOMPLETE_FILE,
+                    file.path,
+                    f"Python file of {file.size} bytes is too large for the handler-code rules; not checked",
+                    evidence="too large",
+                    severity=Severity.LOW,
+                )
+            )
+            return False
+        with file.open() as fh:
+            source = fh.read(MAX_SOURCE_BYTES + 1)
+        self._pending[file.path] = source
+        self._pending_bytes += len(source)
+        while self._pending_bytes > PENDING_BUDGET and self._pending:
+            path, early = self._pending.popitem(last=False)
+            self._pending_bytes -= len(early)
+            self._early[path] = check_source(early, path)
+        return False
+
+    def _read_record(self, file: VirtualFile, ctx: ScanContext) -> None:
+        with file.open() as fh:
+            data = fh.read(MAX_RECORD_BYTES)
+        inner = file.inner_path
+        container = file.path[: len(file.path) - len(inner)]
+        site = inner.rsplit("/", 2)[0] if inner.count("/") >= 2 else ""
+        for line in data.decode("utf-8", "replace").splitlines():
+            name = line.split(",", 1)[0].strip().strip('"')
+            if not name:
+                continue
+            joined = os.path.normpath(f"{site}/{name}" if site else name).replace(os.sep, "/")
+            if not joined.startswith("../"):
+                self._vendored.add(container + joined)
+        del ctx  # the supply-chain analyzer reports RECORD problems
+
+    def finish(self, ctx: ScanContext) -> None:
+        for path, findings in self._early.items():
+            if path not in self._vendored:
+                for finding in findings:
+                    ctx.add(finding)
+        for path, source in self._pending.items():
+            if path in self._vendored:
+                continue
+            for finding in check_source(source, path):
+                ctx.add(finding)
+        self._pending.clear()
+        self._early.clear()
+        self._pending_bytes = 0

@@ -1,0 +1,135 @@
+"""Hard-coded credentials: well-known token formats in the raw text, secret-named literals in the AST.
+
+Token formats are matched on the source text, comments included (a key in a comment is as leaked as one in
+code). The name-based check needs the AST (which literal is assigned to which name) and an entropy floor, so
+that ``password_field = "password"`` or ``token_url = "https://..."`` stay quiet. Evidence never holds the
+secret itself: a report is often more widely shared than the code.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# (label, pattern). Anchored on word boundaries so that longer random strings do not match by accident.
+TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b")),
+    ("private key", re.compile(r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----")),
+    ("GitHub token", re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b")),
+    ("GitHub fine-grained token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{60,255}\b")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b")),
+    ("Slack webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{20,}")),
+    ("Stripe live key", re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{20,247}\b")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])")),
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{34,40}\b")),
+    ("OpenAI key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}")),
+    ("Anthropic key", re.compile(r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}")),
+)
+
+_SECRET_NAME = re.compile(
+    r"(?i)(?:passw(?:or)?d|passwd|pwd|secret|token|api_?key|apikey|access_?key|private_?key|credential|"
+    r"auth_?key|signing_?key|client_?secret|conn(?:ection)?_?str(?:ing)?)"
+)
+# names that hold something about a secret, not the secret
+_NOT_SECRET_NAME = re.compile(
+    r"(?i)(?:_(?:url|uri|endpoint|name|arn|id|ids|path|file|field|type|env|var|header|len|length|prefix|param|"
+    r"key_name|kind|label|version|ttl|expiry|expires|count|size|format|regex|pattern|location|region)$|^is_|^has_)"
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)(?:xxx|changeme|change_me|example|your[_-]|dummy|placeholder|redacted|\*\*\*|<[^>]*>|\$\{|\{\{|todo|"
+    r"fixme|secret_here|insert|replace)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretHit:
+    line: int
+    column: int
+    label: str
+    redacted: str
+    named: bool  # found by name and entropy rather than by a token format
+
+
+def redact(secret: str) -> str:
+    if len(secret) <= 8:
+        return f"{secret[:2]}… ({len(secret)} chars)"
+    return f"{secret[:4]}…{secret[-2:]} ({len(secret)} chars)"
+
+
+def shannon_entropy(text: str) -> float:
+    counts: dict[str, int] = {}
+    for ch in text:
+        counts[ch] = counts.get(ch, 0) + 1
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def token_hits(text: str) -> Iterator[SecretHit]:
+    for lineno, full_line in enumerate(text.splitlines(), 1):
+        line = full_line[:100_000]  # minified blobs: bounded work per line
+        for label, pattern in TOKEN_PATTERNS:
+            for match in pattern.finditer(line):
+                value = match.group(0)
+                if "EXAMPLE" in value or "example" in line[max(0, match.start() - 40) : match.end() + 40].lower():
+                    continue  # AWS's documented AKIAIOSFODNN7EXAMPLE and friends
+                yield SecretHit(lineno, match.start() + 1, label, redact(value), named=False)
+
+
+def _looks_secret(value: str) -> bool:
+    if len(value) < 8 or len(value) > 512 or any(ch.isspace() for ch in value):
+        return False
+    if _PLACEHOLDER.search(value) or value.startswith(("http://", "https://", "/", "arn:")):
+        return False
+    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
+    classes += any(not c.isalnum() for c in value)
+    return classes >= 2 and shannon_entropy(value) >= 3.0
+
+
+def _target_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value  # os.environ["API_TOKEN"] = "..." and config["password"] = "..."
+    return None
+
+
+def _secret_name(name: str | None) -> bool:
+    return bool(name and _SECRET_NAME.search(name) and not _NOT_SECRET_NAME.search(name))
+
+
+def named_hits(tree: ast.AST) -> Iterator[SecretHit]:
+    """Literal strings bound to secret-looking names: assignments, keyword arguments, dict entries, defaults."""
+
+    def pairs() -> Iterator[tuple[str | None, ast.expr]]:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    yield _target_name(target), node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                yield _target_name(node.target), node.value
+            elif isinstance(node, ast.keyword) and node.arg:
+                yield node.arg, node.value
+            elif isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        yield key.value, value
+            elif isinstance(node, ast.arguments):
+                positional = node.posonlyargs + node.args
+                for arg, default in zip(positional[len(positional) - len(node.defaults) :], node.defaults, strict=True):
+                    yield arg.arg, default
+                for arg, kw_default in zip(node.kwonlyargs, node.kw_defaults, strict=True):
+                    if kw_default is not None:
+                        yield arg.arg, kw_default
+
+    for name, value in pairs():
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            continue
+        if _secret_name(name) and _looks_secret(value.value):
+            yield SecretHit(
+                value.lineno, value.col_offset + 1, f"literal assigned to {name}", redact(value.value), True
+            )
