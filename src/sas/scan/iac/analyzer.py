@@ -1,0 +1,185 @@
+"""The deployment-configuration analyzer: finds templates by content and runs the parsers and checks.
+
+Files are recognised by what they hold, not only their names: a YAML/JSON document with
+``AWSTemplateFormatVersion``, a SAM ``Transform`` or ``AWS::`` resource types is a CloudFormation/SAM
+template; one with ``service:`` and ``provider:`` is a Serverless Framework file; ``*.tf`` is Terraform;
+a JSON object with ``bindings`` is an Azure ``function.json``; Python that imports ``azure.functions`` and
+builds a ``FunctionApp`` is the Azure v2 programming model.
+
+Serverless Framework files and Terraform are parsed in :meth:`IacAnalyzer.finish`, once the whole tree
+was seen: ``${file(...)}`` variables read sibling files, and Terraform resources reference each other
+across the ``.tf`` files of a folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from sas.scan.analyzer import Analyzer
+from sas.scan.artifact import VirtualFile
+from sas.scan.context import ScanContext
+from sas.scan.findings import Location, make_finding
+from sas.scan.iac import checks
+from sas.scan.iac.model import Deployment, ParseIssue, Src
+
+MAX_TEMPLATE_BYTES = 16 * 1024 * 1024  # far above CloudFormation's 1 MB limit; larger is not a template
+MAX_SIDE_FILE_BYTES = 1024 * 1024  # files kept for ${file()} lookups
+_TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".template", ".tf", ".hcl", ".tf.json")
+_AZURE_NAMES = ("function.json", "host.json", "local.settings.json")
+
+
+class IacAnalyzer(Analyzer):
+    name = "iac"
+
+    def __init__(self) -> None:
+        self._deferred_serverless: list[tuple[str, str, Any]] = []
+        self._side_files: dict[str, str] = {}
+        self._terraform: dict[str, list[tuple[str, str]]] = {}
+        self._checker: checks.Checker | None = None
+
+    def claims(self, file: VirtualFile) -> bool:
+        name = file.name.lower()
+        if name.endswith(_TEXT_SUFFIXES):
+            return True
+        if name.endswith(".py"):
+            return b"azure.functions" in file.head or b"azure import functions" in file.head
+        return False
+
+    def checker(self, ctx: ScanContext) -> checks.Checker:
+        if self._checker is None:
+            raw = ctx.settings.raw
+            section = raw.get("scan", {}).get("iac", {}) if isinstance(raw.get("scan"), dict) else {}
+            trusted = section.get("trusted_accounts", ()) if isinstance(section, dict) else ()
+            self._checker = checks.Checker([str(a) for a in trusted] if isinstance(trusted, list) else ())
+        return self._checker
+
+    def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        name = file.name.lower()
+        if file.size > MAX_TEMPLATE_BYTES:
+            if _maybe_deployment_name(name):
+                self._report(
+                    ctx,
+                    Deployment(
+                        "unknown",
+                        file.path,
+                        issues=(
+                            ParseIssue(
+                                Src(file.path),
+                                f"{file.size} bytes is too large for a deployment template; not parsed",
+                                fatal=True,
+                            ),
+                        ),
+                    ),
+                )
+            return False
+        with file.open() as stream:
+            data = stream.read(MAX_TEMPLATE_BYTES + 1)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            if _maybe_deployment_name(name) and b"\x00" not in data[:1024]:
+                issue = ParseIssue(Src(file.path), f"not UTF-8 text (byte {exc.start})", fatal=True)
+                self._report(ctx, Deployment("unknown", file.path, issues=(issue,)))
+            return False
+        if name.endswith((".tf", ".hcl")) or name.endswith(".tf.json"):
+            folder = posixpath.dirname(file.path)
+            self._terraform.setdefault(folder, []).append((file.path, text))
+            return False
+        if name.endswith(".py"):
+            from sas.scan.iac import azure
+
+            if azure.looks_like_python_v2(text):
+                self._report(ctx, azure.parse_python_v2(text, file.path))
+            return False
+        if len(data) <= MAX_SIDE_FILE_BYTES:
+            self._side_files[file.path] = text
+        if name in _AZURE_NAMES:
+            from sas.scan.iac import azure
+
+            self._report(ctx, azure.parse_json_file(text, file.path, name))
+            return False
+        self._template(file.path, name, text, ctx)
+        return False
+
+    def _template(self, path: str, name: str, text: str, ctx: ScanContext) -> None:
+        if not _has_markers(text):
+            return
+        from sas.scan.iac import cloudformation, yamlsrc
+
+        try:
+            doc = yamlsrc.load(text, json_hint=name.endswith(".json"))
+        except yamlsrc.TemplateError as exc:
+            if _looks_like_deployment_text(text):
+                issue = ParseIssue(Src(path, exc.line), str(exc), fatal=True)
+                self._report(ctx, Deployment("unknown", path, issues=(issue,)))
+            return
+        if cloudformation.looks_like(doc):
+            self._report(ctx, cloudformation.parse(doc, path))
+            return
+        from sas.scan.iac import azure, serverless
+
+        if serverless.looks_like(doc):
+            self._deferred_serverless.append((path, text, doc))
+        elif azure.looks_like_function_json(doc):
+            self._report(ctx, azure.parse_json_file(text, path, "function.json"))
+
+    def finish(self, ctx: ScanContext) -> None:
+        if self._deferred_serverless:
+            from sas.scan.iac import serverless
+
+            for path, _text, doc in self._deferred_serverless:
+                self._report(ctx, serverless.parse(doc, path, self._side_files))
+        if self._terraform:
+            from sas.scan.iac import terraform
+
+            for folder, files in sorted(self._terraform.items()):
+                self._report(ctx, terraform.parse(folder, files))
+
+    def _report(self, ctx: ScanContext, dep: Deployment) -> None:
+        try:
+            findings = self.checker(ctx).run(dep)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            # a checker bug on odd input must not hide the rest of the scan
+            ctx.add(
+                make_finding(
+                    checks.UNPARSABLE,
+                    Location(dep.path),
+                    f"deployment checks stopped early on this file: {type(exc).__name__}: {exc}"[:300],
+                    evidence=type(exc).__name__,
+                )
+            )
+            return
+        for finding in findings:
+            ctx.add(finding)
+        if dep.functions:
+            ctx.note(f"iac: {dep.path}: {len(dep.functions)} function(s) from {dep.fmt}")
+
+
+def _has_markers(text: str) -> bool:
+    return (
+        "AWSTemplateFormatVersion" in text
+        or "AWS::" in text
+        or "Resources" in text
+        or ("service" in text and "provider" in text)
+        or "bindings" in text
+    )
+
+
+def _looks_like_deployment_text(text: str) -> bool:
+    head = text[:4096]
+    return (
+        "AWSTemplateFormatVersion" in head
+        or "AWS::" in text[:65536]
+        or ("service" in head and "provider" in head)
+        or "Resources:" in head
+        or '"Resources"' in head
+        or '"bindings"' in head
+    )
+
+
+def _maybe_deployment_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml", ".template", ".tf")) or name in _AZURE_NAMES or "template" in name
+
+
+ANALYZERS = [IacAnalyzer]
