@@ -43,7 +43,9 @@ LLAMA31_TOOLS = """{{- bos_token }}
   {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
     {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
   {%- elif 'tool_calls' in message %}
-    {%- if not message.tool_calls|length == 1 %}{{- raise_exception("This model only supports single tool-calls at once!") }}{%- endif %}
+    {%- if not message.tool_calls|length == 1 %}
+      {{- raise_exception("This model only supports single tool-calls at once!") }}
+    {%- endif %}
     {%- set tool_call = message.tool_calls[0].function %}
     {{- '{"name": "' + tool_call.name + '", ' }}{{- '"parameters": ' }}{{- tool_call.arguments | tojson }}{{- "}" }}
   {%- endif %}
@@ -68,7 +70,7 @@ NORMAL_TEMPLATES = [LLAMA3, CHATML, LLAMA31_TOOLS, MISTRAL, GEMMA]
 
 # CVE-2024-34359 (llama-cpp-python) and common SSTI variants.
 HOSTILE_TEMPLATES = [
-    "{% for x in ().__class__.__base__.__subclasses__() %}{% if \"warning\" in x.__name__ %}"
+    '{% for x in ().__class__.__base__.__subclasses__() %}{% if "warning" in x.__name__ %}'
     "{{x()._module.__builtins__['__import__']('os').popen(\"touch /tmp/pwned\")}}{%endif%}{% endfor %}",
     "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
     "{{ joiner.__init__.__globals__['os'].system('id') }}",

@@ -31,14 +31,20 @@ def external(tensor: TensorProto, location: str) -> TensorProto:
     return tensor
 
 
-def model(nodes: list[onnx.NodeProto], inits: list[TensorProto], opsets: list[tuple[str, int]] | None = None,
-          functions: list[onnx.FunctionProto] | None = None) -> onnx.ModelProto:
+def model(
+    nodes: list[onnx.NodeProto],
+    inits: list[TensorProto],
+    opsets: list[tuple[str, int]] | None = None,
+    functions: list[onnx.FunctionProto] | None = None,
+) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", [X], [Y], inits)
     imports = [helper.make_opsetid(d, v) for d, v in (opsets or [("", 17)])]
     return helper.make_model(graph, opset_imports=imports, functions=functions or [], producer_name="pytorch")
 
 
-def findings(tmp_path: Path, proto: onnx.ModelProto | bytes, name: str = "model.onnx") -> list[tuple[str, Severity, str]]:
+def findings(
+    tmp_path: Path, proto: onnx.ModelProto | bytes, name: str = "model.onnx"
+) -> list[tuple[str, Severity, str]]:
     path = tmp_path / name
     path.write_bytes(proto if isinstance(proto, bytes) else proto.SerializeToString())
     return [(f.rule_id, f.severity, f.message) for f in scan(path).findings]
@@ -59,14 +65,29 @@ def test_benign_external_data_saved_by_onnx_is_clean(tmp_path: Path) -> None:
     proto = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [weight()])
     folder = tmp_path / "pkg"
     folder.mkdir()
-    onnx.save_model(proto, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="model.onnx.data", size_threshold=0)
+    onnx.save_model(
+        proto,
+        str(folder / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )
     result = scan(folder)
     assert [f for f in result.findings if f.severity >= Severity.MEDIUM] == []
 
 
-@pytest.mark.parametrize("location", ["../../../../etc/passwd", "/proc/self/environ", "C:\\Windows\\win.ini",
-                                      "data/../../secret", "~/.aws/credentials", "file:///etc/shadow"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../../../../etc/passwd",
+        "/proc/self/environ",
+        "C:\\Windows\\win.ini",
+        "data/../../secret",
+        "~/.aws/credentials",
+        "file:///etc/shadow",
+    ],
+)
 def test_external_data_leaving_the_folder_is_high(tmp_path: Path, location: str) -> None:
     proto = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [external(weight(), location)])
     found = findings(tmp_path, proto)
@@ -91,14 +112,18 @@ def test_plain_relative_location_is_fine() -> None:
 
 
 def test_custom_domain_is_medium(tmp_path: Path) -> None:
-    nodes = [helper.make_node("MatMul", ["X", "W"], ["T"]), helper.make_node("Backdoor", ["T"], ["Y"], domain="com.evil")]
+    nodes = [
+        helper.make_node("MatMul", ["X", "W"], ["T"]),
+        helper.make_node("Backdoor", ["T"], ["Y"], domain="com.evil"),
+    ]
     found = findings(tmp_path, model(nodes, [weight()], [("", 17), ("com.evil", 1)]))
     assert [(r, s) for r, s, m in found if "com.evil" in m] == [("SAS-ONNX-002", Severity.MEDIUM)]
 
 
 def test_known_vendor_domain_and_local_function_are_fine(tmp_path: Path) -> None:
-    fn = helper.make_function("pkg.local", "Twice", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])],
-                              [helper.make_opsetid("", 17)])
+    fn = helper.make_function(
+        "pkg.local", "Twice", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])], [helper.make_opsetid("", 17)]
+    )
     nodes = [
         helper.make_node("MatMul", ["X", "W"], ["T"]),
         helper.make_node("Gelu", ["T"], ["U"], domain="com.microsoft"),
@@ -121,7 +146,9 @@ def test_named_onnx_but_is_not(tmp_path: Path) -> None:
 
 
 def test_recognised_by_content_and_analyzer_unit() -> None:
-    data = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [external(weight(), "/etc/passwd")]).SerializeToString()
+    data = model(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])], [external(weight(), "/etc/passwd")]
+    ).SerializeToString()
     assert looks_like_onnx(data[:512])
     analyzer = ONNXAnalyzer()
     file = file_from_bytes(data, "blob")

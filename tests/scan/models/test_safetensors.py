@@ -67,7 +67,8 @@ def test_invalid_json(tmp_path: Path) -> None:
 
 
 def test_duplicate_keys_are_ambiguous(tmp_path: Path) -> None:
-    raw = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    entry = b'{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}'
+    raw = b'{"w": ' + entry + b', "w": ' + entry + b"}"
     found = findings(tmp_path, build(raw, b"\0" * 4))
     assert any(r == "SAS-ST-001" and "repeats" in m for r, _, m in found)
 
@@ -119,7 +120,10 @@ def test_pickle_hidden_after_last_tensor_is_high(tmp_path: Path) -> None:
 
 
 def test_metadata_must_be_strings(tmp_path: Path) -> None:
-    data = build({"__metadata__": {"n": 3, "nested": {"x": "y"}}, "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, b"\0")
+    data = build(
+        {"__metadata__": {"n": 3, "nested": {"x": "y"}}, "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}},
+        b"\0",
+    )
     assert "SAS-ST-004" in rules(tmp_path, data)
 
 

@@ -14,6 +14,9 @@ from sas.scan.rules import FORMAT_MISMATCH, INCOMPLETE_MODEL
 from sas.taxonomy import Severity
 
 _CHUNK = 1024 * 1024
+# Suffixes whose content the archive walker already checks (SAS-SCAN-003) for files no analyzer consumed;
+# reporting them here too would double the finding.
+_WALKER_CHECKED = (".keras", ".gguf", ".h5", ".hdf5", ".safetensors")
 
 
 def stream_size(stream: BinaryIO) -> int:
@@ -54,6 +57,8 @@ def incomplete(ctx: ScanContext, file: VirtualFile, fmt: str, reason: str, *, ev
 
 def mismatch(ctx: ScanContext, file: VirtualFile, fmt: str, reason: str) -> None:
     """A file named like ``fmt`` whose content is not ``fmt`` (SAS-SCAN-003)."""
+    if file.name.lower().endswith(_WALKER_CHECKED):
+        return
     ctx.add(
         make_finding(
             FORMAT_MISMATCH,
