@@ -150,8 +150,12 @@ class IacAnalyzer(Analyzer):
                 )
             )
             return
+        seen: set[tuple[str, str, int | None, str]] = set()
         for finding in findings:
-            ctx.add(finding)
+            key = (finding.rule_id, finding.location.path, finding.location.line, finding.evidence)
+            if key not in seen:  # provider-level values are shared by every function: report them once
+                seen.add(key)
+                ctx.add(finding)
         if dep.functions:
             ctx.note(f"iac: {dep.path}: {len(dep.functions)} function(s) from {dep.fmt}")
 
