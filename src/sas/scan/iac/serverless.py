@@ -91,7 +91,7 @@ class _Vars:
                 if match.span() == (0, len(current)):
                     if isinstance(resolved, Unknown):
                         return resolved
-                    current = resolved if not isinstance(resolved, str) else resolved
+                    current = resolved
                     continue
                 if isinstance(resolved, str | int | float) and not isinstance(resolved, bool):
                     piece = str(resolved)
