@@ -24,6 +24,14 @@ class Kind(StrEnum):
 
 
 COMPRESSED = frozenset({Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4, Kind.ZLIB, Kind.ZSTD})
+ARCHIVES = frozenset({Kind.ZIP, Kind.TAR})
+
+# Two-byte zlib headers and the lzma "alone" header occur by chance in ordinary files. When content sniffed
+# by one of these does not decompress, it is a plain file, not a corrupt archive; the other magics are
+# long enough that a failure to decode means a damaged or hostile file.
+WEAK = frozenset({Kind.ZLIB, Kind.LZMA})
+
+_TAR_BLOCK = 512
 
 # Opcodes that may open a protocol 0/1 pickle (no PROTO header). Kept narrow: text files rarely start so.
 _PROTO01_FIRST = frozenset(b"(]}cI")
@@ -32,7 +40,7 @@ _PROTO01_FIRST = frozenset(b"(]}cI")
 def sniff(head: bytes) -> Kind:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return Kind.ZIP
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if (len(head) >= 262 and head[257:262] == b"ustar") or is_v7_tar_header(head):
         return Kind.TAR
     if head.startswith(b"\x1f\x8b"):
         return Kind.GZIP
@@ -61,7 +69,7 @@ def sniff(head: bytes) -> Kind:
         and ((head[0] << 8) | head[1]) % 31 == 0
     ):
         return Kind.ZLIB
-    if len(head) >= 13 and head[0] == 0x5D and head[1:3] == b"\x00\x00":
+    if _looks_like_lzma_alone(head):
         return Kind.LZMA
     if head[:1] and head[0] in _PROTO01_FIRST and looks_like_old_pickle(head):
         return Kind.PICKLE
@@ -77,3 +85,52 @@ def looks_like_old_pickle(head: bytes) -> bool:
             ch in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_." for ch in module
         )
     return head[:2] in (b"(d", b"(l", b"(i", b"(c", b"(t", b"]q", b"}q", b"(d", b"((", b"(I", b"(S", b"(V")
+
+
+def is_v7_tar_header(head: bytes) -> bool:
+    """A tar header without the ``ustar`` magic (old v7 archives), recognised by its checksum field."""
+    if len(head) < _TAR_BLOCK or not head[0] or head[:_TAR_BLOCK].count(0) == _TAR_BLOCK:
+        return False
+    field = head[148:156].replace(b"\x00", b" ").strip()
+    if not field or any(ch not in b"01234567" for ch in field):
+        return False
+    expected = int(field, 8)
+    block = head[:_TAR_BLOCK]
+    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    return expected == unsigned
+
+
+def _looks_like_lzma_alone(head: bytes) -> bool:
+    """The 13-byte header of a legacy ``.lzma`` stream: the default properties byte, a dictionary size
+    that is a power of two (or 3 * 2^n, as xz writes), and a plausible uncompressed size (or "unknown")."""
+    if len(head) < 13 or head[0] != 0x5D:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    if dict_size < 4096 or not any(dict_size in (1 << n, 3 << n) for n in range(12, 31)):
+        return False
+    size = head[5:13]
+    return size == b"\xff" * 8 or int.from_bytes(size, "little") < (1 << 48)
+
+
+def compression_suffixes() -> dict[str, str]:
+    """File-name suffixes of single-stream compressors and what the decompressed file is called."""
+    return dict(_SUFFIXES)
+
+
+_SUFFIXES = {
+    ".tgz": ".tar",
+    ".tbz2": ".tar",
+    ".tbz": ".tar",
+    ".txz": ".tar",
+    ".tzst": ".tar",
+    ".gz": "",
+    ".gzip": "",
+    ".z": "",
+    ".zlib": "",
+    ".bz2": "",
+    ".xz": "",
+    ".lzma": "",
+    ".lz4": "",
+    ".zst": "",
+    ".zstd": "",
+}
