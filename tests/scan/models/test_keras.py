@@ -234,3 +234,33 @@ def test_truncated_files_are_findings(saved: dict[str, Path], tmp_path: Path) ->
 def test_h5py_missing_is_not_silently_passed(saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "h5py", None)  # the environment without the optional dependency
     assert [r for r, _, _ in findings(saved["legacy"])] == ["SAS-SCAN-001"]
+
+
+def test_allow_modules_silences_own_modules_but_never_dangerous_ones(tmp_path: Path) -> None:
+    from sas.scan.settings import ScanSettings
+
+    config = sequential(
+        layer("MyLayer", {"units": 3}, module="my_company.layers"),
+        layer("Dense", {"activation": fn_ref("os", "system")}),
+    )
+    path = tmp_path / "m.keras"
+    path.write_bytes(keras_zip(config))
+    settings = ScanSettings.from_config({"scan": {"keras": {"allow_modules": ["my_company", "os"]}}})
+    found = [(f.rule_id, f.severity) for f in scan(path, settings).findings]
+    assert found == [("SAS-KERAS-002", Severity.CRITICAL)]
+
+
+def test_keras_model_inside_a_function_zip(saved: dict[str, Path], tmp_path: Path) -> None:
+    package = tmp_path / "function.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return {}\n")
+        archive.write(saved["lambda"], "model/lambda.keras")
+        archive.write(saved["sequential"], "model/seq.keras")
+    result = scan(package)
+    assert [(f.rule_id, f.location.path) for f in result.findings if f.severity >= Severity.HIGH] == [
+        ("SAS-KERAS-001", "function.zip!model/lambda.keras")
+    ]
+    assert sorted(c.path for c in result.components if c.kind == "model") == [
+        "function.zip!model/lambda.keras",
+        "function.zip!model/seq.keras",
+    ]

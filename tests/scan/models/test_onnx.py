@@ -155,3 +155,29 @@ def test_recognised_by_content_and_analyzer_unit() -> None:
     ctx = ScanContext()
     assert analyzer.claims(file) and analyzer.analyze(file, ctx)
     assert [f.rule_id for f in ctx.findings] == ["SAS-ONNX-001"]
+
+
+def test_allow_domains_from_configuration(tmp_path: Path) -> None:
+    from sas.scan.settings import ScanSettings
+
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["T"]), helper.make_node("Op", ["T"], ["Y"], domain="com.acme")]
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model(nodes, [weight()], [("", 17), ("com.acme", 1)]).SerializeToString())
+    settings = ScanSettings.from_config({"scan": {"onnx": {"allow_domains": ["com.acme"]}}})
+    assert scan(path, settings).findings == ()
+    assert [f.rule_id for f in scan(path).findings] == ["SAS-ONNX-002"]
+
+
+def test_models_inside_a_function_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    bad = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [external(weight(), "../../../../etc/passwd")])
+    package = tmp_path / "function.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model/bad.onnx", bad.SerializeToString())
+        archive.writestr(
+            "model/ok.onnx", model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [weight()]).SerializeToString()
+        )
+    result = scan(package)
+    assert [(f.rule_id, f.location.path) for f in result.findings] == [("SAS-ONNX-001", "function.zip!model/bad.onnx")]
+    assert len([c for c in result.components if c.format == "onnx"]) == 2

@@ -202,3 +202,40 @@ def test_hostile_lengths_do_not_crash() -> None:
     ctx = ScanContext()
     TensorFlowAnalyzer().analyze(file_from_bytes(data, "saved_model.pb"), ctx)
     assert [f.rule_id for f in ctx.findings] == ["SAS-TF-003"]
+
+
+LAMBDA_METADATA = (
+    '{"class_name": "Lambda", "name": "lambda", "config": {"name": "lambda", "function": '
+    '["4wEAAAAAAAAAAAAAAAEAAAACAAAAQwAAAHMMAAAAdABkAYMBoAGhAFMAKQJO2gJvc9oGc3lzdGVt", null, null], '
+    '"function_type": "lambda", "module": "__main__"}}'
+)
+
+
+def keras_metadata(layers: list[str]) -> bytes:  # SavedMetadata{nodes: SavedObject{node_id, path, id, metadata}}
+    return b"".join(
+        ld(1, vi(2, i + 1) + ld(3, f"root.layer-{i}") + ld(4, "_tf_keras_layer") + ld(5, meta))
+        for i, meta in enumerate(layers)
+    )
+
+
+def test_keras_metadata_pb_lambda_is_found(tmp_path: Path) -> None:
+    dense = '{"class_name": "Dense", "name": "dense", "config": {"units": 2, "activation": "relu"}}'
+    folder = tmp_path / "savedmodel"
+    folder.mkdir()
+    (folder / "keras_metadata.pb").write_bytes(keras_metadata([dense, LAMBDA_METADATA]))
+    (folder / "saved_model.pb").write_bytes(saved_model(graph_def(BENIGN_NODES)))
+    found = [(f.rule_id, f.location.path) for f in scan(folder).findings if f.severity >= Severity.HIGH]
+    assert found == [("SAS-KERAS-001", "keras_metadata.pb")]
+
+
+def test_keras_metadata_only_benign_layers_is_clean(tmp_path: Path) -> None:
+    dense = '{"class_name": "Dense", "name": "dense", "config": {"units": 2, "activation": "relu"}}'
+    assert run(tmp_path, "keras_metadata.pb", keras_metadata([dense])) == []
+
+
+def test_lambda_in_saved_model_object_graph_is_found(tmp_path: Path) -> None:
+    # MetaGraphDef.object_graph_def (7) -> nodes -> user object -> metadata JSON; the schema is not needed
+    object_graph = ld(1, ld(4, ld(1, "_tf_keras_layer") + ld(3, LAMBDA_METADATA)))
+    meta = ld(1, ld(4, "serve")) + ld(2, graph_def(BENIGN_NODES)) + ld(7, object_graph)
+    found = high(run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, meta)))
+    assert [r for r, _, _ in found] == ["SAS-KERAS-001"]

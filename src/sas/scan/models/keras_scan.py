@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sas.config import section, string_list
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
@@ -292,7 +293,7 @@ class KerasAnalyzer(Analyzer):
                 return False
             parsed = self._parse(ctx, file, config, "config.json")
             if parsed is not None:
-                self._report(ctx, file, analyze_config(parsed))
+                self._report(ctx, file, analyze_config(parsed, allowed_modules(ctx)))
             record_model(ctx, file, "keras", stream, size)
         # Consume the archive only when it holds nothing but Keras's own members; anything else (an npz of
         # weights, which Keras loads with allow_pickle, or assets) is left for the walker and other analyzers.
@@ -323,7 +324,7 @@ class KerasAnalyzer(Analyzer):
                     continue
                 parsed = self._parse(ctx, file, text.encode("utf-8", "surrogatepass"), key)
                 if parsed is not None:
-                    self._report(ctx, file, analyze_config(parsed))
+                    self._report(ctx, file, analyze_config(parsed, allowed_modules(ctx)))
             record_model(ctx, file, "keras", stream, size)
 
     def _parse(self, ctx: ScanContext, file: VirtualFile, raw: bytes, label: str) -> Any:
@@ -345,12 +346,26 @@ class KerasAnalyzer(Analyzer):
             ctx.add(make_finding(hit.rule, file.path, hit.message, evidence=hit.evidence, severity=hit.severity))
 
 
-def analyze_config(config: Any) -> list[KerasHit]:
-    """Every finding in a Keras config tree (``config.json`` or ``model_config``), in tree order."""
+def analyze_config(config: Any, allow_modules: tuple[str, ...] = ()) -> list[KerasHit]:
+    """Every finding in a Keras config tree (``config.json`` or ``model_config``), in tree order.
+
+    ``allow_modules`` (``[scan.keras] allow_modules``) silences SAS-KERAS-004 for the user's own modules
+    (``"my_company"`` covers ``my_company.layers``); it never silences a dangerous reference."""
     hits: list[KerasHit] = []
     for path, node in _dicts(config, "$", 0):
-        hits.extend(_check_node(path, node))
+        for hit in _check_node(path, node):
+            if hit.rule is CUSTOM_OBJECT and _allowed(hit.evidence, allow_modules):
+                continue
+            hits.append(hit)
     return hits
+
+
+def allowed_modules(ctx: ScanContext) -> tuple[str, ...]:
+    return string_list(section(ctx.settings.raw, "scan", "keras"), "allow_modules", "scan.keras")
+
+
+def _allowed(reference: str, allow: tuple[str, ...]) -> bool:
+    return any(reference == a or reference.startswith(a + ".") or reference.startswith(a + ">") for a in allow)
 
 
 def _dicts(value: Any, path: str, depth: int) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -5,7 +5,8 @@ ONNX graphs cannot run Python, but two things in a model reach outside it. Exter
 (``../../../../etc/passwd``, ``/proc/self/environ``) into a tensor whose values the model may return
 (CVE-2024-27318 and CVE-2024-5187 in ``onnx`` itself). Custom operator domains: nodes outside the standard
 and well-known vendor domains only run with a native library registered by the host, so the model needs
-code it does not carry. Symbolic links next to the model are reported by the tree walker (SAS-ARC-003).
+code it does not carry (a team's own domains can be allowed with ``[scan.onnx] allow_domains``).
+Symbolic links next to the model are reported by the tree walker (SAS-ARC-003).
 
 The file is walked with :mod:`sas.scan.models.protobuf_wire` instead of ``onnx.load``: ``onnx`` (~15 MB) is
 not needed at scan time, and it materialises every initializer, while this walk seeks past tensor payloads
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sas.config import section, string_list
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
@@ -111,6 +113,7 @@ class ONNXAnalyzer(Analyzer):
         return True
 
     def _report(self, file: VirtualFile, ctx: ScanContext, walk: _Walk) -> None:
+        allow = set(string_list(section(ctx.settings.raw, "scan", "onnx"), "allow_domains", "scan.onnx"))
         seen: set[str] = set()
         for tensor, location in walk.locations:
             reason = escapes_folder(location)
@@ -125,7 +128,7 @@ class ONNXAnalyzer(Analyzer):
                     )
                 )
         for domain, op_type in sorted(walk.domains.items()):
-            if domain in KNOWN_DOMAINS or (domain, op_type) in walk.local_functions:
+            if domain in KNOWN_DOMAINS or domain in allow or (domain, op_type) in walk.local_functions:
                 continue
             if any(d == domain for d, _ in walk.local_functions):
                 continue

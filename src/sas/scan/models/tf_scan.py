@@ -18,6 +18,8 @@ TensorFlow's own ops; ModelAudit's list is wider but also flags Save/Restore, wh
 - reads of files (``ReadFile``, the record/CSV/text dataset and reader ops): high when the graph holds the
   path as a constant (an inference graph has no reason to read a fixed file such as ``/etc/passwd``),
   medium when the path arrives at run time (image pipelines do ``tf.io.read_file`` on request data).
+- Keras layers saved by tf.keras inside the SavedModel (``keras_metadata.pb``, and the object graph's
+  metadata JSON): checked like a ``.keras`` config, so Lambda bytecode and module references are found.
 - checkpoint and vocabulary ops (``Save*``, ``Restore*``, ``MergeV2Checkpoints``, ``LoadAndRemapMatrix``,
   ``InitializeTableFromTextFile*``): normal in every SavedModel, reported only when a constant path is
   absolute, climbs out with ``..`` or is a URL.
@@ -25,13 +27,16 @@ TensorFlow's own ops; ModelAudit's list is wider but also flags Save/Restore, wh
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
 from sas.scan.findings import make_finding
+from sas.scan.models.keras_scan import allowed_modules, analyze_config
 from sas.scan.models.nonpickle_common import mismatch, record_model, stream_size
 from sas.scan.models.protobuf_wire import LEN, Field, WireError, WireReader
 from sas.scan.rules import Rule, rule
@@ -138,6 +143,9 @@ CHECKPOINT_OPS = frozenset(
     }
 )
 MAX_STRINGS = 8
+MAX_KERAS_JSON = 16 * 1024 * 1024
+MAX_NESTING = 8
+KERAS_METADATA = "keras_metadata.pb"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -161,36 +169,61 @@ class TensorFlowAnalyzer(Analyzer):
     name = "tensorflow"
 
     def claims(self, file: VirtualFile) -> bool:
-        return looks_like_saved_model(file.head) or looks_like_graphdef(file.head) or file.name == "saved_model.pb"
+        return (
+            looks_like_saved_model(file.head)
+            or looks_like_graphdef(file.head)
+            or file.name in ("saved_model.pb", KERAS_METADATA)
+        )
 
     def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
         saved_model = looks_like_saved_model(file.head)
+        if file.name == KERAS_METADATA and not saved_model:
+            self._keras_metadata_file(file, ctx)
+            return True
         if not saved_model and not looks_like_graphdef(file.head):
             mismatch(ctx, file, "TensorFlow SavedModel", "it does not start with a SavedModel protobuf")
             return False
         scopes: list[_Scope] = []
         op_list: set[str] = set()
+        keras_configs: list[Any] = []
         with file.open_seekable() as stream:
             size = stream_size(stream)
             reader = WireReader(stream, size)
             try:
                 if saved_model:
-                    self._saved_model(reader, size, scopes, op_list)
+                    self._saved_model(reader, size, scopes, op_list, keras_configs)
                 else:
                     self._graph(reader, 0, size, "graph", scopes)
             except (WireError, RecursionError) as exc:
                 ctx.add(make_finding(MALFORMED, file.path, f"graph is malformed: {exc}", evidence=str(exc)[:120]))
             self._report(file, ctx, scopes, op_list)
+            _report_keras(file, ctx, keras_configs)
             record_model(ctx, file, "tensorflow", stream, size)
         return True
 
+    def _keras_metadata_file(self, file: VirtualFile, ctx: ScanContext) -> None:
+        """tf.keras SavedModels keep each layer's config (Lambda bytecode included) in keras_metadata.pb."""
+        configs: list[Any] = []
+        with file.open_seekable() as stream:
+            size = stream_size(stream)
+            try:
+                find_keras_json(WireReader(stream, size), 0, size, 0, configs)
+            except (WireError, RecursionError) as exc:
+                ctx.add(make_finding(MALFORMED, file.path, f"keras metadata is malformed: {exc}", evidence=str(exc)))
+        _report_keras(file, ctx, configs)
+
     # SavedModel: 2 meta_graphs. MetaGraphDef: 1 meta_info_def (2 stripped_op_list -> 1 op -> 1 name), 2 graph_def
-    def _saved_model(self, r: WireReader, size: int, scopes: list[_Scope], op_list: set[str]) -> None:
+    # MetaGraphDef 7: object_graph_def, where tf.keras kept per-layer metadata JSON
+    def _saved_model(
+        self, r: WireReader, size: int, scopes: list[_Scope], op_list: set[str], keras_configs: list[Any]
+    ) -> None:
         for index, meta in enumerate(f for f in r.fields(0, size) if f.number == 2 and f.wire_type == LEN):
             for g in r.fields(meta.offset, r.message_end(meta)):
                 if g.wire_type != LEN:
                     continue
-                if g.number == 2:
+                if g.number == 7:
+                    find_keras_json(r, g.offset, r.message_end(g), 0, keras_configs)
+                elif g.number == 2:
                     self._graph(r, g.offset, r.message_end(g), f"meta_graph[{index}]", scopes)
                 elif g.number == 1:
                     for h in r.fields(g.offset, r.message_end(g)):
@@ -317,6 +350,37 @@ class TensorFlowAnalyzer(Analyzer):
                 add(PYTHON_OP, op, f"the graph's op list declares {op}", f"{op}:op_list")
             elif op in ALWAYS_HIGH:
                 add(IO_OP, op, f"the graph's op list declares {op}", f"{op}:op_list")
+
+
+def find_keras_json(r: WireReader, start: int, end: int, depth: int, out: list[Any]) -> None:
+    """Collect Keras layer configs (JSON objects with a ``class_name``) anywhere in a message, without knowing
+    its schema: a LEN field that starts with ``{`` is tried as JSON, any other is tried as a sub-message."""
+    for f in r.fields(start, end):
+        if f.wire_type != LEN or f.value == 0:
+            continue
+        first = r.read(f.offset, 1)
+        if first == b"{" and f.value <= MAX_KERAS_JSON:
+            try:
+                value = json.loads(r.read(f.offset, f.value))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                continue
+            if isinstance(value, dict) and ("class_name" in value or "config" in value):
+                out.append(value)
+        elif depth < MAX_NESTING:
+            try:
+                find_keras_json(r, f.offset, r.message_end(f), depth + 1, out)
+            except WireError:
+                continue  # a string or packed scalars, not a sub-message
+
+
+def _report_keras(file: VirtualFile, ctx: ScanContext, configs: list[Any]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for config in configs:
+        for hit in analyze_config(config, allowed_modules(ctx)):
+            if (hit.rule.id, hit.evidence) in seen:
+                continue
+            seen.add((hit.rule.id, hit.evidence))
+            ctx.add(make_finding(hit.rule, file.path, hit.message, evidence=hit.evidence, severity=hit.severity))
 
 
 def _first_string(r: WireReader, f: Field, number: int) -> list[str]:
