@@ -337,7 +337,7 @@ def _zeros_zip(path: Path, megabytes: int) -> None:
 
 
 def test_zip_bomb_with_default_limits(tmp_path: Path, recorder: Recorder) -> None:
-    _zeros_zip(tmp_path / "bomb.zip", 300)  # 300 MB of zeros in ~300 KB
+    _zeros_zip(tmp_path / "bomb.zip", 200)  # 200 MB of zeros in ~200 KB
     assert (tmp_path / "bomb.zip").stat().st_size < 2 * MiB
     result = run(tmp_path, recorder)
     assert findings_of(result, "SAS-ARC-001") == ["bomb.zip!zeros.bin"]
@@ -605,3 +605,135 @@ def test_cli_zip_bomb_is_a_finding_not_a_crash(tmp_path: Path, capsys: pytest.Ca
     assert main(["scan", str(tmp_path / "bomb.zip"), "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert "SAS-ARC-001" in {f["rule_id"] for f in report["findings"]}
+
+
+# -- container images ---------------------------------------------------------------------------------------
+
+
+V1, V2 = pickle.dumps("v1"), pickle.dumps("v2")
+
+
+def _whiteout_layers() -> tuple[bytes, bytes]:
+    lower = tar_bytes(
+        [
+            ("app/model.pkl", V1),
+            ("app/old.pkl", PAYLOAD),
+            ("app/dir/x.pkl", PAYLOAD),
+            ("etc/keep.txt", b"keep"),
+            ("var/lib/gone/a.txt", b"a"),
+        ]
+    )
+    upper = tar_bytes(
+        [
+            ("app/model.pkl", V2),
+            ("app/.wh.old.pkl", b""),
+            ("app/dir/.wh..wh..opq", b""),
+            ("app/dir/new.pkl", PAYLOAD),
+            ("var/lib/.wh.gone", b""),
+        ]
+    )
+    return lower, upper
+
+
+MERGED = ["image.tar!app/model.pkl", "image.tar!app/dir/new.pkl", "image.tar!etc/keep.txt"]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_docker_save_image_layers_merge_with_whiteouts(tmp_path: Path, recorder: Recorder) -> None:
+    lower, upper = _whiteout_layers()
+    ids = [_digest(lower), _digest(upper)]
+    manifest = [{"Config": "config.json", "RepoTags": ["fn:latest"], "Layers": [f"{i}/layer.tar" for i in ids]}]
+    image = tar_bytes(
+        [
+            (f"{ids[0]}/layer.tar", lower),
+            (f"{ids[1]}/layer.tar", upper),
+            ("config.json", b'{"config": {}}'),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ]
+    )
+    (tmp_path / "image.tar").write_bytes(image)
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["image.tar", *MERGED]
+    assert recorder.data("image.tar!app/model.pkl") == V2  # the upper layer wins
+    assert result.findings == () and result.errors == ()
+    assert any("2 layers merged" in note for note in result.notes)
+
+
+def _oci_layout(layers: list[bytes], media: str, *, multi_platform: bool = False) -> bytes:
+    blobs: list[tuple[str, bytes]] = []
+
+    def blob(data: bytes) -> dict[str, object]:
+        blobs.append((f"blobs/sha256/{_digest(data)}", data))
+        return {"digest": f"sha256:{_digest(data)}", "size": len(data)}
+
+    config = blob(b'{"architecture": "amd64", "os": "linux"}')
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {**config, "mediaType": "application/vnd.oci.image.config.v1+json"},
+            "layers": [{**blob(layer), "mediaType": media} for layer in layers],
+        }
+    ).encode()
+    top = {**blob(manifest), "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    if multi_platform:
+        arm = {**blob(b"{}"), "platform": {"os": "linux", "architecture": "arm64"}}
+        nested = json.dumps(
+            {"schemaVersion": 2, "manifests": [arm, {**top, "platform": {"os": "linux", "architecture": "amd64"}}]}
+        )
+        top = {**blob(nested.encode()), "mediaType": "application/vnd.oci.image.index.v1+json"}
+    index = json.dumps({"schemaVersion": 2, "manifests": [top]}).encode()
+    return tar_bytes([*blobs, ("index.json", index), ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')])
+
+
+def test_oci_layout_with_gzip_layers(tmp_path: Path, recorder: Recorder) -> None:
+    lower, upper = _whiteout_layers()
+    layers = [gzip.compress(lower), gzip.compress(upper)]
+    (tmp_path / "image.tar").write_bytes(
+        _oci_layout(layers, "application/vnd.oci.image.layer.v1.tar+gzip", multi_platform=True)
+    )
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["image.tar", *MERGED]
+    assert recorder.data("image.tar!app/dir/new.pkl") == PAYLOAD
+    assert result.findings == () and result.errors == ()
+
+
+def test_gzipped_image_tarball_is_merged_too(tmp_path: Path, recorder: Recorder) -> None:
+    lower, upper = _whiteout_layers()
+    layout = _oci_layout([gzip.compress(lower), upper], "application/vnd.oci.image.layer.v1.tar")
+    (tmp_path / "image.tar.gz").write_bytes(gzip.compress(layout))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["image.tar.gz", *(p.replace("image.tar!", "image.tar.gz!") for p in MERGED)]
+    assert result.findings == ()
+
+
+def test_oci_layout_with_zstd_layer(tmp_path: Path, recorder: Recorder) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    lower, upper = _whiteout_layers()
+    layers = [zstandard.ZstdCompressor().compress(lower), zstandard.ZstdCompressor().compress(upper)]
+    (tmp_path / "image.tar").write_bytes(_oci_layout(layers, "application/vnd.oci.image.layer.v1.tar+zstd"))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["image.tar", *MERGED]
+    assert result.findings == ()
+
+
+def test_image_with_missing_layer_and_traversal(tmp_path: Path, recorder: Recorder) -> None:
+    layer = tar_bytes([("app/ok.txt", b"ok"), ("../../host.txt", b"x")])
+    layer_id = _digest(layer)
+    manifest = [{"Config": "c.json", "Layers": [f"{layer_id}/layer.tar", f"{'0' * 64}/layer.tar"]}]
+    image = tar_bytes([(f"{layer_id}/layer.tar", layer), ("manifest.json", json.dumps(manifest).encode())])
+    (tmp_path / "image.tar").write_bytes(image)
+    result = run(tmp_path, recorder)
+    assert findings_of(result, "SAS-ARC-009") == [f"image.tar!{'0' * 64}/layer.tar"]
+    assert findings_of(result, "SAS-ARC-002") == ["image.tar!../../host.txt"]
+    assert "image.tar!app/ok.txt" in recorder.paths
+
+
+def test_tar_that_only_looks_like_an_image_is_walked_plainly(tmp_path: Path, recorder: Recorder) -> None:
+    (tmp_path / "data.tar").write_bytes(tar_bytes([("blobs/readme.txt", b"hi"), ("manifest.json", b"[]")]))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["data.tar", "data.tar!blobs/readme.txt", "data.tar!manifest.json"]
+    assert result.findings == ()

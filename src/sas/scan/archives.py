@@ -702,7 +702,9 @@ class Walker:
         stream = open_source()
         tally: _Tally | None = None
         reader = stream
-        if not seekable:
+        if seekable:
+            stream.seek(0)  # tarfile starts where the stream stands; a shared stream may stand anywhere
+        else:
             tally = _Tally(stream)
             reader = buffered(tally)
         try:
