@@ -51,6 +51,7 @@ Every key, its default and its meaning (docs/runtime.md repeats this table for u
     manifest = ""               # signed integrity manifest (env SAS_MANIFEST)
     public_key = ""             # its Ed25519 public key (env SAS_MANIFEST_PUB)
     root = ""                   # tree the manifest covers; default code_dir
+    paths = []                  # check only these files/folders of it (e.g. ["handler.py", "model"])
     allow_env = []              # start-up variables that are expected here (e.g. AWS_LAMBDA_EXEC_WRAPPER)
     allow_pth = []              # .pth / sitecustomize file names that are expected
     [runtime.contamination]
@@ -211,6 +212,7 @@ class RuntimePolicy:
     manifest: str = ""
     manifest_public_key: str = ""
     manifest_root: str = ""
+    manifest_paths: tuple[str, ...] = ()
     allow_env: tuple[str, ...] = ()
     allow_pth: tuple[str, ...] = ()
     # contamination
@@ -344,6 +346,7 @@ def parse_policy(config: Mapping[str, Any], env: Mapping[str, str] | None = None
         manifest=environ.get(ENV["manifest"]) or _str(cold, "manifest", "", "runtime.cold_start"),
         manifest_public_key=environ.get(ENV["manifest_pub"]) or _str(cold, "public_key", "", "runtime.cold_start"),
         manifest_root=_str(cold, "root", "", "runtime.cold_start"),
+        manifest_paths=string_list(cold, "paths", "runtime.cold_start"),
         allow_env=string_list(cold, "allow_env", "runtime.cold_start"),
         allow_pth=string_list(cold, "allow_pth", "runtime.cold_start"),
         tmp_allow=string_list(cont, "tmp_allow", "runtime.contamination"),

@@ -122,6 +122,7 @@ class Shield:
         self._sdk: cloud_sdk.SdkMonitor | None = None
         self._contamination: ContaminationMonitor | None = None
         self._closed = False
+        self._pending_activation = False
         for detector in (InputValidationDetector(self.policy), *detectors):
             self.add_detector(detector)
         if install:
@@ -173,16 +174,14 @@ class Shield:
                 extra_egress=audit.runtime_api_endpoints(self.env),
                 extra_writable=[ledger_path, ledger_path + "-journal", ledger_path + "-wal"] if ledger_path else [],
             )
-            audit.install(self._audit)
         if policy.sdk:
             self._sdk = cloud_sdk.SdkMonitor(policy, self._on_violation)
-            cloud_sdk.install(self._sdk)
         if policy.contamination:
             spawned = self._audit
             self._contamination = ContaminationMonitor(
                 policy, self._on_violation, (lambda: spawned.spawned) if spawned else (lambda: 0)
             )
-            self._contamination.baseline()
+        self._activate()
         self._emit(
             "cold-start",
             "cold-start",
@@ -191,6 +190,29 @@ class Shield:
             Verdict.ALLOW,
             {"mode": policy.mode, "snap_start": self.identity.snap_start},
         )
+
+    def _activate(self) -> None:
+        """Start enforcing: from here on, everything the process does is run time."""
+        self._pending_activation = False
+        if self._audit is not None:
+            audit.install(self._audit)
+        if self._sdk is not None:
+            cloud_sdk.install(self._sdk)
+        if self._contamination is not None:
+            self._contamination.baseline()
+
+    def defer_activation(self) -> None:
+        """Pause the process monitors until the first invocation.
+
+        For servers that fork workers or start threads after the module is imported (functions-framework
+        under gunicorn imports the function in the master, then forks): the policy must start in the process
+        and after the moment that serves requests, or it would block the server's own fork.
+        """
+        if self._audit is not None:
+            audit.deactivate(self._audit)
+        if self._sdk is not None:
+            cloud_sdk.deactivate(self._sdk)
+        self._pending_activation = True
 
     def _cold_start_checks(self) -> None:
         policy = self.policy
@@ -206,7 +228,7 @@ class Shield:
             if not public_key:
                 ok, details = False, {"error": "manifest configured without a public key", "manifest": policy.manifest}
             else:
-                ok, details = verify_manifest(root, policy.manifest, public_key)
+                ok, details = verify_manifest(root, policy.manifest, public_key, policy.manifest_paths)
             verdict = Verdict.ALLOW if ok else (Verdict.BLOCK if policy.enforce else Verdict.ALERT)
             self._emit(
                 "manifest",
@@ -322,6 +344,8 @@ class Shield:
         self.counts["invocations"] += 1
         contamination = self._contamination
         try:
+            if self._pending_activation:
+                self._activate()
             if contamination is not None:
                 contamination.before()
             if self._sdk is not None and not cloud_sdk._STATE.installed:

@@ -146,13 +146,15 @@ def _tamper(severity: Severity, **details: Any) -> Violation:
     return Violation("cold-start", Threat.COLD_START_TAMPERING, severity, details)
 
 
-def verify_manifest(root: str, manifest: str, public_key: str) -> tuple[bool, dict[str, Any]]:
+def verify_manifest(
+    root: str, manifest: str, public_key: str, paths: tuple[str, ...] = ()
+) -> tuple[bool, dict[str, Any]]:
     """Verify the signed manifest of ``root``. Returns (ok, details for the event)."""
     from sas import integrity  # cryptography is loaded only when a manifest is configured
 
     try:
         key = integrity.load_public_key(public_key)
-        report = integrity.verify_tree(root, manifest, key)
+        report = integrity.verify_tree(root, manifest, key, paths=paths or None)
     except Exception as exc:  # a broken manifest is a failed verification, not a crash
         return False, {"error": f"{type(exc).__name__}: {exc}"[:300], "manifest": manifest}
     details: dict[str, Any] = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import sys
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -117,6 +118,9 @@ def _event_blocked(status: int, body: dict[str, str]) -> None:
 def wrap_function(shield: Shield, fn: F) -> F:
     if not shield.function:
         shield.function = fn.__name__
+    if "functions_framework" in sys.modules and not shield._closed:
+        # the framework's gunicorn master imports the function, then forks the worker that serves it
+        shield.defer_activation()
 
     @functools.wraps(fn)
     def shielded(request: Any, *args: Any, **kwargs: Any) -> Any:
