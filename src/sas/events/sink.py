@@ -1,7 +1,8 @@
 """Event sinks. A sink must never raise into the handler: a failing sink records its own failure and goes on.
 
-``open_sink("stdout" | "jsonl:PATH" | "sqlite:PATH")``. The forensics layer replaces these plain writers with
-the tamper-evident ledger behind the same interface.
+``open_sink("stdout" | "jsonl:PATH" | "sqlite:PATH")`` opens the tamper-evident ledger
+(:class:`sas.events.ledger.LedgerWriter`) on that store; ``plain-stdout`` and ``plain-jsonl:PATH`` keep the
+unsigned one-line-per-event writers, and ``memory`` a list for tests.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def open_sink(spec: str) -> Sink:
     factory = SINK_FACTORIES.get(kind)
     if factory is None:
         raise ConfigError(f"unknown ledger sink {spec!r} (expected stdout, jsonl:PATH or sqlite:PATH)")
-    if kind not in {"stdout", "memory"} and not arg:
+    if kind not in {"stdout", "plain-stdout", "memory"} and not arg:
         raise ConfigError(f"ledger sink {kind!r} needs a path: {kind}:PATH")
     return factory(arg)
 
@@ -102,8 +103,26 @@ def _stdout(_: str) -> Sink:
     return StreamSink()
 
 
+def _ledger(kind: str) -> Callable[[str], Sink]:
+    def factory(arg: str) -> Sink:
+        from sas.events.ledger import open_ledger  # lazily: keeps this module's import trivial
+
+        return open_ledger(f"{kind}:{arg}" if arg else kind)
+
+    return factory
+
+
 def _memory(_: str) -> Sink:
     return MemorySink()
 
 
-SINK_FACTORIES.update({"stdout": _stdout, "jsonl": JsonlSink, "memory": _memory})
+SINK_FACTORIES.update(
+    {
+        "stdout": _ledger("stdout"),
+        "jsonl": _ledger("jsonl"),
+        "sqlite": _ledger("sqlite"),
+        "plain-stdout": _stdout,
+        "plain-jsonl": JsonlSink,
+        "memory": _memory,
+    }
+)

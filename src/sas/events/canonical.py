@@ -1,0 +1,167 @@
+"""Canonical encoding of a ledger entry: the exact bytes that are hashed into the Merkle tree and stored.
+
+An entry is one line of JSON with sorted keys and no whitespace, the event's fields flattened beside two
+ledger fields that sort first: ``{"_sas_log":ORIGIN,"_sas_seq":N,"category":...,"verdict":...}``. Because the
+ledger fields come first, a verifier finds the sub-log and position of a line by slicing, without parsing
+JSON, and because the stored line *is* the leaf, verification hashes what it reads and never re-serialises.
+The same line is valid JSON for CloudWatch Logs Insights, DuckDB and ``jq``.
+
+Why orjson: serialisation, not hashing, is the cost of a ledger append (stdlib ``json.dumps(sort_keys=True)``
+takes ~13.6 µs per 1 KB event here, orjson under 1 µs, SHA-256 0.66 µs). orjson is one ~300 KB wheel with no
+dependencies and wheels for both Lambda architectures, so it is a core dependency; the stdlib encoder remains
+as a fallback so that a missing wheel degrades speed, never correctness. The two encoders agree on everything
+an event holds except the spelling of some floats (``1e16`` vs ``1e+16``); that never matters to verification,
+which hashes the stored bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any
+
+from sas.events.record import RuntimeEvent
+
+LOG_KEY = "_sas_log"
+SEQ_KEY = "_sas_seq"
+CHECKPOINT_KEY = "_sas_checkpoint"
+META_KEY = "_sas_meta"
+# Every entry line starts with these bytes (after any prefix a log platform adds in front of the line).
+ENTRY_PREFIX = b'{"_sas_log":"'
+SEQ_SEPARATOR = b'","_sas_seq":'
+CHECKPOINT_PREFIX = b'{"_sas_checkpoint":"'
+META_PREFIX = b'{"_sas_meta":'
+# CloudWatch Logs caps one log event at 256 KB; a larger line would be split and unverifiable.
+MAX_ENTRY_BYTES = 64 * 1024
+
+_UNSAFE_ORIGIN = re.compile(r"[^A-Za-z0-9._:@/+=-]")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Enum):
+        return obj.value
+    return str(obj)
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    return json.dumps(
+        _finite(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False
+    ).encode("utf-8")
+
+
+def _finite(obj: Any) -> Any:
+    # orjson writes NaN/inf as null; the stdlib would write invalid JSON, so mirror orjson
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, Mapping):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _load_dumps() -> Callable[[Any], bytes]:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a core dependency
+        return _stdlib_dumps
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    raw = orjson.dumps
+
+    def dumps(obj: Any) -> bytes:
+        try:
+            return raw(obj, option=option, default=str)
+        except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+            return _stdlib_dumps(obj)
+
+    return dumps
+
+
+dumps: Callable[[Any], bytes] = _load_dumps()
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover
+        return json.loads(data)
+    return orjson.loads(data)
+
+
+def safe_origin(*parts: str) -> str:
+    """A C2SP origin line from parts: no spaces, quotes, backslashes or newlines (so lines can be sliced)."""
+    cleaned = [_UNSAFE_ORIGIN.sub("_", p.strip()) or "_" for p in parts]
+    return "/".join(cleaned)[:255]
+
+
+def encode_entry(event: RuntimeEvent, origin: str, seq: int) -> bytes:
+    """The canonical bytes of ``event`` as entry ``seq`` of the sub-log ``origin``."""
+    details = event.details if isinstance(event.details, dict) else dict(event.details)
+    record: dict[str, Any] = {
+        LOG_KEY: origin,
+        SEQ_KEY: seq,
+        "time": event.time,
+        "event": event.event,
+        "detector": event.detector,
+        "category": event.category,
+        "threat": event.threat,
+        "severity": event.severity,
+        "verdict": event.verdict,  # a StrEnum: orjson writes its value without the slow .value lookup
+        "request_id": event.request_id,
+        "client_id": event.client_id,
+        "instance_id": event.instance_id,
+        "function": event.function,
+        "platform": event.platform,
+        "details": details,
+    }
+    data = dumps(record)
+    if len(data) > MAX_ENTRY_BYTES:
+        # keep the line bounded but the evidence checkable: the digest of what was cut stays in the record
+        full = dumps(details)
+        record["details"] = {
+            "_truncated": True,
+            "_bytes": len(full),
+            "_sha256": hashlib.sha256(full).hexdigest(),
+        }
+        data = dumps(record)
+    return data
+
+
+def entry_origin_seq(line: bytes) -> tuple[str, int] | None:
+    """``(origin, seq)`` of an entry line by slicing its fixed prefix; ``None`` if it is not an entry."""
+    if not line.startswith(ENTRY_PREFIX):
+        return None
+    start = len(ENTRY_PREFIX)
+    end = line.find(b'"', start)
+    if end < 0 or line[end : end + len(SEQ_SEPARATOR)] != SEQ_SEPARATOR:
+        return None
+    num_start = end + len(SEQ_SEPARATOR)
+    num_end = num_start
+    while num_end < len(line) and 48 <= line[num_end] <= 57:
+        num_end += 1
+    if num_end == num_start:
+        return None
+    return line[start:end].decode("utf-8", "replace"), int(line[num_start:num_end])
+
+
+def decode_entry(line: bytes) -> dict[str, Any] | None:
+    """The entry as a dict, or ``None`` when the bytes are not a JSON object."""
+    try:
+        obj = loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def entry_event(entry: Mapping[str, Any]) -> RuntimeEvent | None:
+    """The runtime event an entry holds (``None`` for a malformed entry)."""
+    try:
+        return RuntimeEvent.from_dict(entry)
+    except (KeyError, ValueError, TypeError):
+        return None

@@ -1,0 +1,222 @@
+"""Where the ledger writer puts entries and checkpoints: ``sqlite:PATH``, ``jsonl:PATH`` or ``stdout``.
+
+All three hold the same records. An entry is its canonical bytes (:mod:`sas.events.canonical`), stored
+verbatim so that verification hashes what it reads. A checkpoint record is one JSON object
+``{"_sas_checkpoint": ORIGIN, "frontier": [...], "note": SIGNED_NOTE}``: the note is the signed C2SP
+checkpoint; the frontier (the roots of the perfect subtrees at that size, unsigned but checked against the
+signed root) lets a verifier resume after a gap, such as lines the platform dropped. A meta record names the
+writer's verifier key so that a ledger can be read without knowing its key in advance (the verifier says so
+when it trusts that copy).
+
+- ``sqlite:PATH``: the embedded default for local runs; WAL mode, one transaction per batch, no fsync per
+  commit (``synchronous=NORMAL``): a crash may lose the last batch, never corrupt earlier ones.
+- ``jsonl:PATH``: one record per line, each batch written by a single ``write`` on an ``O_APPEND`` descriptor
+  so that concurrent processes do not interleave inside a line.
+- ``stdout``: the same lines on standard output, where Lambda, Cloud Functions and Azure ship them to the
+  platform's log service. Each record is one line under 64 KB (CloudWatch splits events above 256 KB) and the
+  reader finds records behind any prefix the platform or an export adds (timestamps, request ids).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sas.errors import ConfigError
+from sas.events.canonical import CHECKPOINT_KEY, META_KEY, dumps
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive entries of one sub-log: their canonical bytes joined by newlines (JSON never holds one)."""
+
+    origin: str
+    first_seq: int
+    count: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    origin: str
+    size: int
+    note: str
+    frontier: tuple[bytes, ...]
+
+    def to_line(self) -> bytes:
+        frontier = [base64.b64encode(h).decode() for h in self.frontier]
+        return dumps({CHECKPOINT_KEY: self.origin, "frontier": frontier, "note": self.note})
+
+
+def meta_line(meta: Mapping[str, Any]) -> bytes:
+    return dumps({META_KEY: dict(meta)})
+
+
+class LedgerStore(ABC):
+    """Receives batches in order: entries of a sub-log are always written before the checkpoint covering them."""
+
+    @abstractmethod
+    def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None: ...
+
+    @abstractmethod
+    def write_meta(self, meta: Mapping[str, Any]) -> None: ...
+
+    def flush(self) -> None:  # noqa: B027 - optional
+        pass
+
+    def close(self) -> None:
+        self.flush()
+
+    def size_on_disk(self) -> int:
+        return 0
+
+
+class SqliteStore(LedgerStore):
+    # One row per batch, not per event: a row insert costs ~3 µs here, a whole batch about as much.
+    # ``origin``/``first_seq``/``count`` are an index for readers, not evidence: verification trusts only ``data``.
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, origin TEXT NOT NULL, "
+        "first_seq INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY, origin TEXT NOT NULL, "
+        "size INTEGER NOT NULL, note TEXT NOT NULL, frontier BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: Any = None
+        self._lock = threading.Lock()
+
+    def _conn(self) -> Any:
+        if self._db is None:
+            import sqlite3  # lazily: not every cold start writes to SQLite
+
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for stmt in self.SCHEMA:
+                db.execute(stmt)
+            self._db = db
+        return self._db
+
+    def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for b in batches:
+                    if not b.count:
+                        continue
+                    db.execute(
+                        "INSERT INTO batches (origin, first_seq, count, data) VALUES (?, ?, ?, ?)",
+                        (b.origin, b.first_seq, b.count, b.data),
+                    )
+                for cp in checkpoints:
+                    db.execute(
+                        "INSERT INTO checkpoints (origin, size, note, frontier) VALUES (?, ?, ?, ?)",
+                        (cp.origin, cp.size, cp.note, b"".join(cp.frontier)),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._conn().execute("INSERT INTO meta (value) VALUES (?)", (dumps(dict(meta)).decode(),))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+
+class JsonlStore(LedgerStore):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def _write(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            data = b"\n".join(lines) + b"\n"
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        self._write([*(b.data for b in batches if b.count), *(cp.to_line() for cp in checkpoints)])
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        self._write([meta_line(meta)])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def size_on_disk(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+
+class StdoutStore(LedgerStore):
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def _write(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
+        text = b"\n".join(lines).decode("utf-8") + "\n"
+        with self._lock:
+            out = self.stream or sys.stdout
+            out.write(text)
+
+    def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        self._write([*(b.data for b in batches if b.count), *(cp.to_line() for cp in checkpoints)])
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        self._write([meta_line(meta)])
+
+    def flush(self) -> None:
+        with self._lock:
+            (self.stream or sys.stdout).flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def open_store(spec: str) -> LedgerStore:
+    """``stdout`` | ``jsonl:PATH`` | ``sqlite:PATH``."""
+    kind, _, arg = spec.partition(":")
+    if kind == "stdout":
+        return StdoutStore()
+    if kind == "jsonl" and arg:
+        return JsonlStore(arg)
+    if kind == "sqlite" and arg:
+        return SqliteStore(arg)
+    raise ConfigError(f"unknown ledger store {spec!r} (expected stdout, jsonl:PATH or sqlite:PATH)")

@@ -1,0 +1,279 @@
+"""The mutation suite: every way of editing a 10 000-event ledger is detected and named; the intact one verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ledgers import Built, edit_lines, edit_sqlite_entries, entry_indexes, first_origin, write_ledger
+
+from sas.events.anchor import SqliteAnchor
+from sas.events.canonical import CHECKPOINT_PREFIX, loads
+from sas.events.checkpoint import Checkpoint, Signer, parse_checkpoint, sign_checkpoint
+from sas.forensics.ledger import load_ledger
+from sas.forensics.verify import VerifyReport, verify_ledger
+
+FORMATS = ["jsonl", "db"]
+
+
+def check(path: Path, built: Built, anchor: Path | None = None) -> VerifyReport:
+    store = SqliteAnchor(str(anchor)) if anchor is not None else None
+    try:
+        return verify_ledger(load_ledger(path), [built.signer.verifier], store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def mutate_entries(path: Path, origin: str, change) -> None:  # type: ignore[no-untyped-def]
+    """Apply ``change`` to the entry lines of one sub-log, whatever the format."""
+    if path.suffix == ".db":
+        edit_sqlite_entries(path, change, origin)
+        return
+
+    def apply(lines: list[bytes]) -> list[bytes]:
+        idx = entry_indexes(lines, origin)
+        new = change([lines[i] for i in idx])
+        out: list[bytes] = []
+        it = iter(new)
+        positions = set(idx)
+        for i, line in enumerate(lines):
+            if i in positions:
+                if i == idx[-1]:
+                    out.extend(it)  # whatever remains (insertions) goes where the sub-log's last entry was
+                else:
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        out.append(nxt)
+            else:
+                out.append(line)
+        return out
+
+    edit_lines(path, apply)
+
+
+def origin_of(path: Path, built: Built) -> str:
+    return first_origin(built.paths["jsonl"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_untouched_ledger_verifies_with_anchor(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, anchor = built.copy(fmt, tmp_path)
+    report = check(path, built, anchor)
+    assert not report.tampered, report.problems
+    assert report.events == 10_000
+    assert sum(s.verified_size for s in report.logs) == 10_000
+    assert all(s.anchored_size == s.events for s in report.logs)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_modified_verdict_is_named_modified_within_its_interval(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, anchor = built.copy(fmt, tmp_path)
+    origin = origin_of(path, built)
+    target: list[int] = []
+
+    def change(entries: list[bytes]) -> list[bytes]:
+        i = next(i for i, e in enumerate(entries) if b'"verdict":"block"' in e and i > 1500)
+        target.append(i)
+        entries[i] = entries[i].replace(b'"verdict":"block"', b'"verdict":"allow"')
+        return entries
+
+    mutate_entries(path, origin, change)
+    report = check(path, built, anchor)
+    assert report.tampered and report.kinds[0] == "modified"
+    first = report.first_problem
+    assert first is not None and first.origin == origin
+    assert first.first_seq is not None and first.last_seq is not None
+    assert first.first_seq <= target[0] <= first.last_seq and first.last_seq - first.first_seq < 1000
+
+
+def test_non_canonical_edit_is_pinpointed(built: Built, tmp_path: Path) -> None:
+    path, _ = built.copy("jsonl", tmp_path)
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: [*es[:2222], es[2222].replace(b'"severity":', b'"severity": '), *es[2223:]])
+    first = check(path, built).first_problem
+    assert first is not None and first.kind == "modified" and first.first_seq == first.last_seq == 2222
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_deleted_event_is_named_exactly(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, anchor = built.copy(fmt, tmp_path)
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: es[:1234] + es[1235:])
+    report = check(path, built, anchor)
+    first = report.first_problem
+    assert report.tampered and first is not None
+    assert (first.kind, first.origin, first.first_seq, first.last_seq) == ("deleted", origin, 1234, 1234)
+    assert first.event_id == f"{origin}:1234"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_inserted_event_is_named(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, anchor = built.copy(fmt, tmp_path)
+    origin = origin_of(path, built)
+
+    def change(entries: list[bytes]) -> list[bytes]:
+        fake = entries[1700].replace(b'"client_id":"', b'"client_id":"x')  # an alibi planted beside event 1700
+        return [*entries[:1701], fake, *entries[1701:]]
+
+    mutate_entries(path, origin, change)
+    first = check(path, built, anchor).first_problem
+    assert first is not None and first.kind == "inserted" and first.first_seq == 1700
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reordered_events_are_named(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, anchor = built.copy(fmt, tmp_path)
+    origin = origin_of(path, built)
+
+    def change(entries: list[bytes]) -> list[bytes]:
+        entries[2000], entries[2001] = entries[2001], entries[2000]
+        return entries
+
+    mutate_entries(path, origin, change)
+    report = check(path, built, anchor)
+    first = report.first_problem
+    assert first is not None and first.kind == "reordered" and first.first_seq == 2000
+    assert report.kinds == ("reordered",)  # content intact: nothing else is claimed
+
+
+def _drop_last_checkpoint(lines: list[bytes], origin: str) -> list[bytes]:
+    marker = CHECKPOINT_PREFIX + origin.encode()
+    last = max(i for i, line in enumerate(lines) if line.startswith(marker))
+    return lines[:last] + lines[last + 1 :]
+
+
+def test_truncation_with_checkpoints_removed_is_caught_by_the_anchor_only(built: Built, tmp_path: Path) -> None:
+    path, anchor = built.copy("jsonl", tmp_path)
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: es[:-200])  # the tail after the 1000-event checkpoints
+    edit_lines(path, lambda lines: _drop_last_checkpoint(lines, origin))
+    without = check(path, built)
+    assert not without.tampered and any("no anchor" in w for w in without.warnings)
+    report = check(path, built, anchor)
+    first = report.first_problem
+    assert first is not None and first.kind == "truncated" and first.origin == origin
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_truncated_entries_under_a_surviving_checkpoint(built: Built, tmp_path: Path, fmt: str) -> None:
+    path, _ = built.copy(fmt, tmp_path)
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: es[:-10])
+    first = check(path, built).first_problem
+    assert first is not None and first.kind == "truncated"
+
+
+def test_whole_sub_log_removed_is_truncated(built: Built, tmp_path: Path) -> None:
+    path, anchor = built.copy("jsonl", tmp_path)
+    origin = origin_of(path, built).encode()
+    edit_lines(path, lambda lines: [x for x in lines if origin not in x])
+    report = check(path, built, anchor)
+    assert report.tampered and report.kinds == ("truncated",)
+
+
+def test_checkpoint_signed_by_another_key_fails(built: Built, tmp_path: Path) -> None:
+    path, anchor = built.copy("jsonl", tmp_path)
+    intruder = Signer.generate()
+
+    def resign(lines: list[bytes]) -> list[bytes]:
+        i = next(i for i, line in enumerate(lines) if line.startswith(CHECKPOINT_PREFIX))
+        record = loads(lines[i])
+        cp = parse_checkpoint(record["note"]).checkpoint
+        record["note"] = sign_checkpoint(Checkpoint(cp.origin, cp.size, cp.root), intruder)
+        from sas.events.canonical import dumps
+
+        lines[i] = dumps(record)
+        return lines
+
+    edit_lines(path, resign)
+    report = check(path, built, anchor)
+    first = report.first_problem
+    assert first is not None and first.kind == "bad-signature" and "not signed by a trusted key" in first.message
+
+
+def test_ledger_rewritten_and_resigned_by_intruder_fails_against_the_real_key(built: Built, tmp_path: Path) -> None:
+    intruder = Signer.generate()
+    forged = tmp_path / "forged.jsonl"
+    events = list(built.events)
+    events[5000] = events[5000].__class__(**{**events[5000].to_dict(), "verdict": "allow", "details": {}})
+    write_ledger(forged, events, intruder)
+    report = check(forged, built)
+    assert report.tampered and report.kinds[0] == "bad-signature"
+    # and the intruder's own key, recorded in the ledger, is only trusted when asked: it says so
+    self_attested = verify_ledger(load_ledger(forged))
+    assert not self_attested.tampered and any("recorded in the ledger itself" in w for w in self_attested.warnings)
+
+
+def test_replaced_history_with_same_key_is_forked_against_the_anchor(built: Built, tmp_path: Path) -> None:
+    """Someone with the key re-runs the writer over an edited history: signatures pass, the anchor does not."""
+    _, anchor = built.copy("jsonl", tmp_path)
+    replayed = tmp_path / "replayed.jsonl"
+    events = list(built.events)
+    events[42] = events[42].__class__(**{**events[42].to_dict(), "client_id": "someone-else"})
+    write_ledger(replayed, events, built.signer)
+    assert not check(replayed, built).tampered  # self-consistent...
+    report = check(replayed, built, anchor)
+    assert report.tampered and report.kinds == ("forked",)  # ...but not the anchored history
+
+
+def test_cloned_instance_writing_one_sub_log_is_forked(built: Built, tmp_path: Path) -> None:
+    """SnapStart without a fresh instance id: two clones append to the same sub-log with the same key."""
+    from sas.events.ledger import LedgerWriter
+    from sas.events.stores import JsonlStore
+
+    path = tmp_path / "clones.jsonl"
+    base = [e for e in built.events if e.instance_id == built.events[0].instance_id][:3000]
+    a = LedgerWriter(JsonlStore(str(path)), signer=built.signer, checkpoint_every=500, checkpoint_seconds=3600)
+    for e in base[:1000]:
+        a.emit(e)
+    a.flush()
+    import copy
+
+    # the snapshot: a second process restored from the same memory, same sub-log state, same key
+    b = LedgerWriter(JsonlStore(str(path)), signer=built.signer, checkpoint_every=500, checkpoint_seconds=3600)
+    b._logs = copy.deepcopy(a._logs)
+    for ea, eb in zip(base[1000:2000], base[2000:3000], strict=True):
+        a.emit(ea)
+        b.emit(eb)
+    a.close()
+    b.close()
+    first = check(path, built).first_problem
+    assert first is not None and first.kind == "forked"
+
+
+def test_gap_explained_by_platform_logs_dropped_is_not_tampering(built: Built, tmp_path: Path) -> None:
+    path, _ = built.copy("jsonl", tmp_path)
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: es[:600] + es[612:])
+    unexplained = check(path, built)
+    assert unexplained.tampered and unexplained.first_problem is not None
+    assert unexplained.first_problem.kind == "deleted"
+    report_line = (
+        b'2025-11-20T10:00:00.000Z {"time":"2025-11-20T10:00:00.000Z","type":"platform.logsDropped",'
+        b'"record":{"reason":"Some logs were dropped because the downstream consumer is slower","droppedRecords":12,'
+        b'"droppedBytes":5000}}'
+    )
+    edit_lines(path, lambda lines: [*lines, report_line])
+    # the report's time is before these events: a report must come after the gap to explain it
+    assert check(path, built).tampered
+    late = report_line.replace(b"2025-11-20T10", b"2027-11-20T10")
+    edit_lines(path, lambda lines: [*lines[:-1], late])
+    report = check(path, built)
+    assert not report.tampered
+    dropped = [p for p in report.problems if p.kind == "dropped"]
+    assert dropped and dropped[0].explained and dropped[0].first_seq == 600 and dropped[0].last_seq == 611
+    # verification resumed after the gap: everything from the next checkpoint on is proven
+    log = next(s for s in report.logs if s.origin == origin)
+    assert log.verified_size == log.signed_size
+
+
+def test_resigned_anchor_from_another_key_is_bad_signature(built: Built, tmp_path: Path) -> None:
+    path, anchor_path = built.copy("jsonl", tmp_path)
+    store = SqliteAnchor(str(anchor_path))
+    origin, note = next(store.items())
+    cp = parse_checkpoint(note).checkpoint
+    store.compare_and_set(origin, note, sign_checkpoint(cp, Signer.generate()))
+    store.close()
+    report = check(path, built, anchor_path)
+    assert report.tampered and report.kinds == ("bad-signature",)
