@@ -1,0 +1,304 @@
+"""PyTorch checkpoints: zip archives (``torch.save`` since 1.6, TorchScript) and the legacy pickle stream.
+
+A zip is a torch checkpoint when some top-level folder holds ``data.pkl`` and a ``version`` record, whatever
+the archive, folder or file is called (``model.bin``, ``weights.ckpt``, ``x/`` instead of ``archive/``): torch
+itself finds the folder from the first entry, so names prove nothing. Every pickle member is analysed
+(``data.pkl``, ``constants.pkl``, TorchScript ``*.debug_pkl``, and any other member that sniffs as a pickle),
+as are TorchScript ``code/`` sources. Tensor storages (``data/0``...) are raw numbers and are never read,
+except once, streaming, for the file's SHA-256.
+
+The zip is read with :mod:`zipfile` from ``VirtualFile.open_seekable()``: the central directory is the only
+way to list members, and the standard library's reader is the one torch's own format tests use.
+
+TorchScript cannot run arbitrary Python, but its serialized code is compiled at load time, so tampering
+shows there: Python internals (``__builtins__``, ``__import__``), modules outside torch (``os.``,
+``subprocess``), ``eval``/``exec``, native libraries (``load_library``, custom ``torch.ops`` namespaces that
+need a shared object), and file reads (``from_file``).
+
+The legacy format is five pickles in a row (magic number, protocol version, system info, the object,
+storage keys) followed by raw storage bytes: the first five are analysed, the rest only hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import IO
+
+from sas.scan.analyzer import Analyzer
+from sas.scan.artifact import VirtualFile
+from sas.scan.context import ScanContext
+from sas.scan.findings import Component, Location, make_finding
+from sas.scan.magic import Kind, sniff
+from sas.scan.models.pickle_policy import PicklePolicy
+from sas.scan.models.pickle_scan import (
+    CHUNK,
+    PickleReport,
+    emit,
+    is_legacy_torch,
+    policy_for,
+    scan_stream,
+)
+from sas.scan.rules import INCOMPLETE_MODEL, rule
+from sas.taxonomy import Severity, Threat
+
+TORCHSCRIPT_ESCAPE = rule(
+    "SAS-TORCH-001",
+    "TorchScript code reaches Python internals or the operating system",
+    Severity.HIGH,
+    Threat.UNSAFE_MODEL_ARTIFACT,
+    "The serialized TorchScript code of this archive references Python internals, modules outside torch, "
+    "dynamic evaluation or file access. Code that torch.jit.save writes never does; the archive was edited.",
+    "Do not load this archive; re-export the model from its source, or ship weights only (safetensors).",
+    ("MITRE ATLAS AML.T0011.000", "MITRE ATLAS AML.T0010.003", "CWE-94"),
+)
+TORCHSCRIPT_NATIVE = rule(
+    "SAS-TORCH-002",
+    "TorchScript code calls custom native operators",
+    Severity.MEDIUM,
+    Threat.UNSAFE_MODEL_ARTIFACT,
+    "The TorchScript code calls operators outside torch's own namespaces; they only exist once a native "
+    "library is loaded, and that library runs with the function's privileges.",
+    "Check where the custom operator library comes from and that it is pinned and scanned.",
+    ("MITRE ATLAS AML.T0010.003", "CWE-94"),
+)
+TORCH_MEMBER_TOO_LARGE = rule(
+    "SAS-TORCH-003",
+    "Torch checkpoint member too large to analyse",
+    Severity.HIGH,
+    Threat.INCOMPLETE_ANALYSIS,
+    "A pickle or code member of the checkpoint declares a size above the per-file limit, so it was not read.",
+    "Raise [scan.limits] max_file_bytes if the file is expected, or rebuild it from a trusted source.",
+    ("CWE-409",),
+)
+
+_RECORDS = ("version", ".data/version", "byteorder")
+_TS_PYTHON = re.compile(
+    r"__builtins__|__import__|__globals__|__subclasses__|__getattribute__|__code__|__dict__|__class__\s*\."
+    r"|\b(?:os|sys|subprocess|builtins|importlib|ctypes|socket|shutil|pickle|marshal|runpy|posix|pty)\.\w+"
+    r"|\b(?:eval|exec|compile|__import__|open|breakpoint|input)\s*\("
+    r"|\bload_library\b|\bfrom_file\b"
+)
+_TS_IMPORT = re.compile(r"^\s*(?:import|from)\s+(?!__torch__\b|torch\b)([A-Za-z_][\w.]*)", re.MULTILINE)
+_TS_CUSTOM_OP = re.compile(r"\bops\.(?!aten\b|prim\b|quantized\b|_quantized\b|profiler\b|_caffe2\b|mkldnn\b)(\w+)\.")
+_CODE_CAP = 8 << 20
+
+
+def _zip_layout(names: list[str]) -> str | None:
+    """The top-level folder of a torch zip checkpoint among ``names``, or None when it is not one."""
+    names_set = set(names)
+    for name in names:
+        if name.count("/") == 1 and name.endswith("/data.pkl"):
+            prefix = name[: -len("data.pkl")]
+            if any(prefix + r in names_set for r in _RECORDS):
+                return prefix
+    return None
+
+
+def _is_storage(rel: str) -> bool:
+    return rel.startswith(("data/", ".data/")) or rel in ("version", "byteorder", ".format_version")
+
+
+def _members(zf: zipfile.ZipFile, prefix: str) -> Iterator[tuple[zipfile.ZipInfo, str]]:
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        rel = info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
+        yield info, rel
+
+
+def analyse_zip(
+    zf: zipfile.ZipFile, prefix: str, policy: PicklePolicy, *, nesting: int, max_member: int
+) -> tuple[list[tuple[str, PickleReport]], list[tuple[str, str, str, Severity]], list[str]]:
+    """Pickle reports per member, TorchScript code hits (member, rule id, evidence, severity), oversize members."""
+    reports: list[tuple[str, PickleReport]] = []
+    code_hits: list[tuple[str, str, str, Severity]] = []
+    oversize: list[str] = []
+    for info, rel in _members(zf, prefix):
+        if _is_storage(rel):
+            continue
+        is_code = rel.startswith("code/") and rel.endswith(".py")
+        if info.file_size > max_member:
+            if is_code or rel.endswith((".pkl", ".debug_pkl")):
+                oversize.append(info.filename)
+            continue
+        with zf.open(info) as member:
+            if is_code:
+                source = member.read(_CODE_CAP).decode("utf-8", "replace")
+                code_hits.extend((info.filename, rid, ev, sev) for rid, ev, sev in _torchscript_hits(source))
+                continue
+            stream: IO[bytes] = member
+            if not rel.endswith((".pkl", ".debug_pkl")):
+                head = member.read(512)
+                if sniff(head) is not Kind.PICKLE:
+                    continue
+                stream = io.BufferedReader(_Prefixed(head, member))
+            reports.append((info.filename, scan_stream(stream, policy, torch_context=True, nesting=nesting)))
+    return reports, code_hits, oversize
+
+
+class _Prefixed(io.RawIOBase):
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _torchscript_hits(source: str) -> list[tuple[str, str, Severity]]:
+    hits: list[tuple[str, str, Severity]] = []
+    seen: set[str] = set()
+    for m in _TS_IMPORT.finditer(source):
+        ev = f"import {m.group(1)}"
+        if ev not in seen:
+            seen.add(ev)
+            hits.append((TORCHSCRIPT_ESCAPE.id, ev, Severity.HIGH))
+    for m in _TS_PYTHON.finditer(source):
+        ev = m.group(0).strip()
+        if ev not in seen:
+            seen.add(ev)
+            hits.append((TORCHSCRIPT_ESCAPE.id, ev, Severity.HIGH))
+    for m in _TS_CUSTOM_OP.finditer(source):
+        ev = f"torch.ops.{m.group(1)}"
+        if ev not in seen:
+            seen.add(ev)
+            hits.append((TORCHSCRIPT_NATIVE.id, ev, Severity.MEDIUM))
+    return hits
+
+
+def scan_zip_bytes(data: bytes, policy: PicklePolicy, *, nesting: int = 0) -> PickleReport:
+    """A torch zip embedded in a pickle (``torch.storage._load_from_bytes``), analysed in memory."""
+    out = PickleReport()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            prefix = _zip_layout(zf.namelist()) or ""
+            reports, _code, _big = analyse_zip(zf, prefix, policy, nesting=nesting, max_member=len(data))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        out.error = f"embedded zip could not be read: {exc}"
+        out.error_offset = 0
+        return out
+    out.nested.extend(reports)
+    out.pickles = len(reports)
+    return out
+
+
+class TorchAnalyzer(Analyzer):
+    name = "pytorch"
+
+    def claims(self, file: VirtualFile) -> bool:
+        kind = sniff(file.head)
+        return kind is Kind.ZIP or (kind is Kind.PICKLE and is_legacy_torch(file.head))
+
+    def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        if is_legacy_torch(file.head):
+            return self._legacy(file, ctx)
+        return self._zip(file, ctx)
+
+    def _legacy(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        hasher = hashlib.sha256()
+        with file.open() as stream:
+            report = scan_stream(stream, policy_for(ctx), hasher=hasher, torch_context=True, max_pickles=5)
+        emit(report, ctx, file.path, what="legacy torch checkpoint")
+        if report.error is None and report.pickles < 5:
+            ctx.add(
+                make_finding(
+                    INCOMPLETE_MODEL,
+                    Location(file.path),
+                    f"legacy torch checkpoint ends after {report.pickles} of its 5 pickles",
+                    evidence="truncated legacy checkpoint",
+                )
+            )
+        ctx.component(
+            Component(
+                kind="model",
+                name=file.name,
+                path=file.path,
+                format="pytorch",
+                sha256=report.sha256,
+                size=report.bytes_read,
+            )
+        )
+        return True
+
+    def _zip(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        policy = policy_for(ctx)
+        try:
+            stream = file.open_seekable()
+        except OSError:
+            return False
+        with stream:
+            try:
+                zf = zipfile.ZipFile(stream)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                return False  # not a readable zip: the archive walker reports it
+            with zf:
+                prefix = _zip_layout(zf.namelist())
+                if prefix is None:
+                    return False
+                fmt = "torchscript" if any(n.startswith(prefix + "code/") for n in zf.namelist()) else "pytorch"
+                try:
+                    reports, code_hits, oversize = analyse_zip(
+                        zf, prefix, policy, nesting=0, max_member=ctx.settings.limits.max_file_bytes
+                    )
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+                    ctx.add(
+                        make_finding(
+                            INCOMPLETE_MODEL,
+                            Location(file.path),
+                            f"torch checkpoint could not be read to the end: {exc}",
+                            evidence=type(exc).__name__,
+                        )
+                    )
+                    reports, code_hits, oversize = [], [], []
+            digest, size = _sha256(stream)
+        for member, report in reports:
+            emit(report, ctx, f"{file.path}!{member}", what=f"{fmt} pickle")
+        for member, rule_id, evidence, severity in code_hits:
+            rule_ = TORCHSCRIPT_ESCAPE if rule_id == TORCHSCRIPT_ESCAPE.id else TORCHSCRIPT_NATIVE
+            ctx.add(
+                make_finding(
+                    rule_,
+                    Location(f"{file.path}!{member}"),
+                    f"TorchScript code references {evidence}",
+                    evidence=evidence,
+                    severity=severity,
+                )
+            )
+        for member in oversize:
+            ctx.add(
+                make_finding(
+                    TORCH_MEMBER_TOO_LARGE,
+                    Location(f"{file.path}!{member}"),
+                    f"{member} is larger than the per-file limit and was not analysed",
+                    evidence=member,
+                )
+            )
+        ctx.component(Component(kind="model", name=file.name, path=file.path, format=fmt, sha256=digest, size=size))
+        return True
+
+
+def _sha256(stream: IO[bytes]) -> tuple[str, int]:
+    stream.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK * 4):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+ANALYZERS = [TorchAnalyzer]
