@@ -24,6 +24,8 @@ from pathlib import Path
 
 import lz4.frame
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sas.cli import main
 from sas.scan.analyzer import Analyzer
@@ -737,3 +739,43 @@ def test_tar_that_only_looks_like_an_image_is_walked_plainly(tmp_path: Path, rec
     result = run(tmp_path, recorder)
     assert recorder.paths == ["data.tar", "data.tar!blobs/readme.txt", "data.tar!manifest.json"]
     assert result.findings == ()
+
+
+# -- damaged input never crashes the walk ----------------------------------------------------------------------
+
+
+def _samples() -> dict[str, bytes]:
+    lower, upper = _whiteout_layers()
+    nested = zip_bytes({"b.tar.gz": tar_bytes([("c/d.pkl", PAYLOAD), ("c/e.bin", os.urandom(3000))], "w:gz")})
+    return {
+        "a.zip": nested,
+        "stored.zip": zip_bytes({"m.pkl": PAYLOAD, "n.txt": b"n" * 500}, zipfile.ZIP_STORED),
+        "p.tar": tar_bytes([("m.pkl", PAYLOAD), link("l", "../x")]),
+        "p.tar.bz2": tar_bytes([("m.pkl", PAYLOAD)], "w:bz2"),
+        "m.joblib": zlib.compress(PAYLOAD * 20),
+        "m.lzma": lzma.compress(PAYLOAD * 20, format=lzma.FORMAT_ALONE),
+        "m.lz4": lz4.frame.compress(PAYLOAD * 20),
+        "image.tar": _oci_layout([gzip.compress(lower), upper], "application/vnd.oci.image.layer.v1.tar"),
+    }
+
+
+SAMPLES = _samples()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(sorted(SAMPLES)),
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    flips=st.lists(st.tuples(st.floats(min_value=0.0, max_value=0.999), st.integers(1, 255)), max_size=4),
+)
+def test_damaged_archives_give_findings_never_tracebacks(
+    tmp_path_factory: pytest.TempPathFactory, name: str, cut: float, flips: list[tuple[float, int]]
+) -> None:
+    data = bytearray(SAMPLES[name])
+    for where, xor in flips:
+        data[int(where * len(data))] ^= xor
+    data = data[: max(1, int(cut * len(data)))] if cut < 0.98 else data
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / name).write_bytes(bytes(data))
+    result = scan(folder, analyzers=[Recorder()])
+    assert result.stats.files >= 1
