@@ -179,7 +179,29 @@ PUBLIC_LAYER = rule(
     ("OWASP Serverless Top 10 SAS-3",),
 )
 
+GCP_BASIC_ROLE = rule(
+    "SAS-IAM-007",
+    "Function identity holds a basic Owner/Editor role",
+    Severity.HIGH,
+    Threat.OVER_PRIVILEGE,
+    "The service account the function runs as is granted roles/owner or roles/editor on the project: code "
+    "running in the function can change (or, with Owner, take over) the whole project.",
+    "Grant the service account predefined or custom roles limited to what the function calls.",
+    ("OWASP Serverless Top 10 SAS-4",),
+)
+HTTPS_NOT_ENFORCED = rule(
+    "SAS-IAC-016",
+    "Function app accepts plain HTTP",
+    Severity.LOW,
+    Threat.PUBLIC_EXPOSURE,
+    "https_only is not set, so requests (and function keys in them) may travel unencrypted.",
+    "Set https_only = true on the function app.",
+    ("OWASP Serverless Top 10 SAS-3",),
+)
+
 ALL_RULES: tuple[Rule, ...] = (
+    GCP_BASIC_ROLE,
+    HTTPS_NOT_ENFORCED,
     UNPARSABLE,
     PUBLIC_ENTRY,
     UNRESOLVED,
@@ -308,6 +330,17 @@ class Checker:
                 )
             )
             reasons.append("default compute service account (project Editor)")
+        for key, value in fn.extra:
+            if key == "gcp_basic_role":
+                out.append(
+                    _finding(
+                        GCP_BASIC_ROLE,
+                        fn.service_account.src if fn.service_account else fn.src,
+                        f"{fn.name}: {value}",
+                        f"{fn.name}:{value}",
+                    )
+                )
+                reasons.append(value)
         if fn.role is None:
             return reasons
         judgements, findings = self._judge(fn.role)
@@ -515,6 +548,10 @@ class Checker:
                         f"{fn.name}:dlq",
                     )
                 )
+        if ("https_only", "false") in fn.extra:
+            out.append(
+                _finding(HTTPS_NOT_ENFORCED, fn.src, f"{fn.name}: https_only is not true", f"{fn.name}:https_only")
+            )
         http = [t for t in fn.triggers if t.kind in _HTTP_KINDS]
         timeout = fn.timeout_s.value if fn.timeout_s is not None else None
         if http and isinstance(timeout, int) and timeout > 60 and fn.timeout_s is not None:
