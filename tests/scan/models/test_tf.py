@@ -239,3 +239,18 @@ def test_lambda_in_saved_model_object_graph_is_found(tmp_path: Path) -> None:
     meta = ld(1, ld(4, "serve")) + ld(2, graph_def(BENIGN_NODES)) + ld(7, object_graph)
     found = high(run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, meta)))
     assert [r for r, _, _ in found] == ["SAS-KERAS-001"]
+
+
+def test_asset_path_constants_from_the_export_machine_are_not_flagged(tmp_path: Path) -> None:
+    # TF1 text models: the vocabulary Const keeps the exporter's absolute path; the loader re-feeds it
+    nodes = [
+        *BENIGN_NODES,
+        const_string("asset_path", "/home/builder/export/assets/vocab.txt"),
+        node("table", "HashTableV2"),
+        node("init", "InitializeTableFromTextFileV2", ("table", "asset_path")),
+    ]
+    asset = ld(6, ld(1, ld(1, "asset_path:0")) + ld(2, "vocab.txt"))
+    meta = ld(1, ld(4, "serve")) + ld(2, graph_def(nodes)) + asset
+    assert run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, meta)) == []
+    unbound = ld(1, ld(4, "serve")) + ld(2, graph_def(nodes))  # the same constant, not an asset: flagged
+    assert [r for r, _, _ in high(run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, unbound)))] == ["SAS-TF-002"]

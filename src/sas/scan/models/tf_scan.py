@@ -186,17 +186,18 @@ class TensorFlowAnalyzer(Analyzer):
         scopes: list[_Scope] = []
         op_list: set[str] = set()
         keras_configs: list[Any] = []
+        assets: set[str] = set()
         with file.open_seekable() as stream:
             size = stream_size(stream)
             reader = WireReader(stream, size)
             try:
                 if saved_model:
-                    self._saved_model(reader, size, scopes, op_list, keras_configs)
+                    self._saved_model(reader, size, scopes, op_list, keras_configs, assets)
                 else:
                     self._graph(reader, 0, size, "graph", scopes)
             except (WireError, RecursionError) as exc:
                 ctx.add(make_finding(MALFORMED, file.path, f"graph is malformed: {exc}", evidence=str(exc)[:120]))
-            self._report(file, ctx, scopes, op_list)
+            self._report(file, ctx, scopes, op_list, {a.split(":", 1)[0] for a in assets})
             _report_keras(file, ctx, keras_configs)
             record_model(ctx, file, "tensorflow", stream, size)
         return True
@@ -213,9 +214,16 @@ class TensorFlowAnalyzer(Analyzer):
         _report_keras(file, ctx, configs)
 
     # SavedModel: 2 meta_graphs. MetaGraphDef: 1 meta_info_def (2 stripped_op_list -> 1 op -> 1 name), 2 graph_def
-    # MetaGraphDef 7: object_graph_def, where tf.keras kept per-layer metadata JSON
+    # MetaGraphDef 7: object_graph_def, where tf.keras kept per-layer metadata JSON; 6: asset_file_def, whose
+    # tensors hold the exporting machine's asset paths (often absolute) and are re-fed by the loader
     def _saved_model(
-        self, r: WireReader, size: int, scopes: list[_Scope], op_list: set[str], keras_configs: list[Any]
+        self,
+        r: WireReader,
+        size: int,
+        scopes: list[_Scope],
+        op_list: set[str],
+        keras_configs: list[Any],
+        assets: set[str],
     ) -> None:
         for index, meta in enumerate(f for f in r.fields(0, size) if f.number == 2 and f.wire_type == LEN):
             for g in r.fields(meta.offset, r.message_end(meta)):
@@ -223,6 +231,9 @@ class TensorFlowAnalyzer(Analyzer):
                     continue
                 if g.number == 7:
                     find_keras_json(r, g.offset, r.message_end(g), 0, keras_configs)
+                elif g.number == 6:  # AssetFileDef: 1 tensor_info (TensorInfo: 1 name), 2 filename
+                    for info in _strings_of(r, g, 1):
+                        assets.update(_first_string(r, info, 1))
                 elif g.number == 2:
                     self._graph(r, g.offset, r.message_end(g), f"meta_graph[{index}]", scopes)
                 elif g.number == 1:
@@ -297,7 +308,9 @@ class TensorFlowAnalyzer(Analyzer):
                         values.extend(_strings(r, h, 8))
         return key, values[:MAX_STRINGS]
 
-    def _report(self, file: VirtualFile, ctx: ScanContext, scopes: list[_Scope], op_list: set[str]) -> None:
+    def _report(
+        self, file: VirtualFile, ctx: ScanContext, scopes: list[_Scope], op_list: set[str], assets: set[str]
+    ) -> None:
         reported: set[tuple[str, str]] = set()
 
         def add(rule_: Rule, op: str, message: str, evidence: str, severity: Severity | None = None) -> None:
@@ -309,7 +322,9 @@ class TensorFlowAnalyzer(Analyzer):
 
         seen_ops: set[str] = set()
         for scope in scopes:
-            consts = {n.name: n.strings.get("value", []) for n in scope.nodes if n.op == "Const"}
+            consts = {
+                n.name: n.strings.get("value", []) for n in scope.nodes if n.op == "Const" and n.name not in assets
+            }
             for node in scope.nodes:
                 seen_ops.add(node.op)
                 paths = _const_inputs(node, consts)
@@ -381,6 +396,11 @@ def _report_keras(file: VirtualFile, ctx: ScanContext, configs: list[Any]) -> No
                 continue
             seen.add((hit.rule.id, hit.evidence))
             ctx.add(make_finding(hit.rule, file.path, hit.message, evidence=hit.evidence, severity=hit.severity))
+
+
+def _strings_of(r: WireReader, f: Field, number: int) -> list[Field]:
+    """The sub-messages numbered ``number`` inside ``f``."""
+    return [g for g in r.fields(f.offset, r.message_end(f)) if g.number == number and g.wire_type == LEN]
 
 
 def _first_string(r: WireReader, f: Field, number: int) -> list[str]:
