@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from sas.scan import registry
+from sas.scan import registry, suppress
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile, walk
 from sas.scan.context import ProgressHook, ScanContext
@@ -49,6 +49,7 @@ def scan(
     display = walk(target, ctx, visit)
     for analyzer in active:
         analyzer.finish(ctx)
+    suppress.apply(ctx, target)  # inline sas:ignore comments and the --baseline file
     stats = ScanStats(ctx.files_done, ctx.bytes_done, time.perf_counter() - started)
     findings = sorted(ctx.findings, key=lambda f: (-f.severity.rank, f.location.path, f.location.line or 0, f.rule_id))
     return ScanResult(display, tuple(findings), tuple(ctx.errors), stats, tuple(ctx.notes), tuple(ctx.components))
