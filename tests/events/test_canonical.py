@@ -1,0 +1,87 @@
+"""Canonical entries: deterministic sorted JSON whose first bytes name the sub-log and position."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from sas.events import RuntimeEvent, Verdict
+from sas.events.canonical import (
+    MAX_ENTRY_BYTES,
+    _stdlib_dumps,
+    decode_entry,
+    dumps,
+    encode_entry,
+    entry_event,
+    entry_origin_seq,
+    safe_origin,
+)
+
+
+def event(**over: object) -> RuntimeEvent:
+    base: dict[str, object] = dict(
+        time=1_790_000_000.125,
+        event="detection",
+        detector="extraction",
+        category="model",
+        threat="model-extraction",
+        severity="high",
+        verdict=Verdict.BLOCK,
+        request_id="r-1",
+        client_id="203.0.113.9",
+        instance_id="i-1",
+        function="f",
+        platform="aws",
+        details={"z": 1, "a": {"y": 2, "b": [1, 2]}, "text": "línea\nnueva \u2028"},
+    )
+    base.update(over)
+    return RuntimeEvent(**base)  # type: ignore[arg-type]
+
+
+def test_entry_is_sorted_compact_json_with_ledger_fields_first() -> None:
+    data = encode_entry(event(), "sas-ledger/f/i-1", 12)
+    assert data.startswith(b'{"_sas_log":"sas-ledger/f/i-1","_sas_seq":12,"category":"model"')
+    assert b"\n" not in data  # one line, always
+    obj = json.loads(data)
+    assert json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() == data
+    assert entry_origin_seq(data) == ("sas-ledger/f/i-1", 12)
+    restored = entry_event(obj)
+    assert restored is not None and restored.verdict is Verdict.BLOCK and restored.details["a"] == {"y": 2, "b": [1, 2]}
+
+
+def test_same_event_same_bytes_regardless_of_dict_order() -> None:
+    a = event(details={"x": 1, "y": {"q": 1, "p": 2}})
+    b = event(details={"y": {"p": 2, "q": 1}, "x": 1})
+    assert encode_entry(a, "o", 1) == encode_entry(b, "o", 1)
+
+
+def test_stdlib_fallback_agrees_on_ordinary_events() -> None:
+    record = json.loads(encode_entry(event(), "o", 3))
+    assert _stdlib_dumps(record) == dumps(record)
+
+
+def test_hostile_details_stay_valid_json() -> None:
+    nasty = {1: "int key", "nan": math.nan, "inf": math.inf, "obj": object(), "big": 2**70, "deep": [[[[]]]]}
+    data = encode_entry(event(details=nasty), "o", 0)
+    obj = decode_entry(data)
+    assert obj is not None and obj["details"]["nan"] is None and obj["details"]["1"] == "int key"
+
+
+def test_oversized_details_are_replaced_by_their_digest() -> None:
+    data = encode_entry(event(details={"blob": "x" * (MAX_ENTRY_BYTES * 2)}), "o", 0)
+    assert len(data) < MAX_ENTRY_BYTES
+    details = json.loads(data)["details"]
+    assert details["_truncated"] is True and len(details["_sha256"]) == 64
+
+
+def test_origin_is_sanitised_so_lines_can_be_sliced() -> None:
+    origin = safe_origin("sas-ledger", 'fn "quoted"', "2026/11/20/[$LATEST]abc\\def")
+    assert '"' not in origin and "\\" not in origin and " " not in origin and "\n" not in origin
+    data = encode_entry(event(), origin, 5)
+    assert entry_origin_seq(data) == (origin, 5)
+
+
+def test_non_entries_are_not_mistaken_for_entries() -> None:
+    assert entry_origin_seq(b'{"_sas_checkpoint":"o"}') is None
+    assert entry_origin_seq(b'{"_sas_log":"o","_sas_seq":x}') is None
+    assert decode_entry(b"not json") is None

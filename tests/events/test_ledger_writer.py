@@ -1,0 +1,213 @@
+"""The ledger writer behind the sink API: sub-logs per instance, checkpoint cadence, anchoring, never raising."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from sas.errors import ConfigError
+from sas.events import RuntimeEvent, Verdict, open_sink
+from sas.events.anchor import MemoryAnchor
+from sas.events.canonical import loads
+from sas.events.checkpoint import Signer, parse_checkpoint
+from sas.events.ledger import LedgerWriter, ledger_from_config
+from sas.events.stores import JsonlStore, LedgerStore, SqliteStore, StdoutStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ev(i: int, instance: str = "i-1") -> RuntimeEvent:
+    return RuntimeEvent(
+        time=1_790_000_000.0 + i,
+        event="invocation",
+        detector="",
+        category="",
+        threat="",
+        severity="info",
+        verdict=Verdict.ALLOW,
+        request_id=f"r{i}",
+        client_id="c",
+        instance_id=instance,
+        function="fn",
+        platform="aws",
+        details={"i": i},
+    )
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    return [loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+def checkpoints(path: Path) -> list[tuple[str, int]]:
+    out = []
+    for r in records(path):
+        if "_sas_checkpoint" in r:
+            cp = parse_checkpoint(str(r["note"])).checkpoint
+            out.append((cp.origin, cp.size))
+    return out
+
+
+def test_one_sub_log_per_instance_with_its_own_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    w = LedgerWriter(JsonlStore(str(path)), signer=Signer.generate(), checkpoint_every=1000)
+    for i in range(10):
+        w.emit(ev(i, instance="a" if i % 2 else "b"))
+    w.close()
+    entries = [r for r in records(path) if "_sas_log" in r]
+    by_log: dict[str, list[object]] = {}
+    for r in entries:
+        by_log.setdefault(str(r["_sas_log"]), []).append(r["_sas_seq"])
+    assert sorted(by_log) == ["sas-ledger/fn/a", "sas-ledger/fn/b"]
+    assert all(seqs == list(range(5)) for seqs in by_log.values())
+    assert sorted(checkpoints(path)) == [("sas-ledger/fn/a", 5), ("sas-ledger/fn/b", 5)]
+
+
+def test_checkpoint_every_n_events(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    w = LedgerWriter(JsonlStore(str(path)), signer=Signer.generate(), checkpoint_every=100, clock=Clock())
+    for i in range(350):
+        w.emit(ev(i))
+    assert [s for _, s in checkpoints(path)] == [100, 200, 300]
+    w.close()
+    assert [s for _, s in checkpoints(path)] == [100, 200, 300, 350]
+
+
+def test_checkpoint_no_later_than_t_seconds_after_the_oldest_unsigned_event(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    clock = Clock()
+    w = LedgerWriter(
+        JsonlStore(str(path)), signer=Signer.generate(), checkpoint_every=1000, checkpoint_seconds=5, clock=clock
+    )
+    w.emit(ev(0))
+    clock.now = 4.0
+    w.emit(ev(1))
+    w.flush()  # end of invocation: stored, not yet due for a signature
+    assert checkpoints(path) == [] and len([r for r in records(path) if "_sas_log" in r]) == 2
+    clock.now = 5.5  # a frozen instance runs no timer; the next flush signs
+    w.flush()
+    assert [s for _, s in checkpoints(path)] == [2]
+    clock.now = 20.0
+    w.emit(ev(2))  # nothing unsigned was old: no immediate checkpoint for a lone event
+    assert [s for _, s in checkpoints(path)] == [2]
+    clock.now = 26.0
+    w.emit(ev(3))
+    assert [s for _, s in checkpoints(path)] == [2, 4]
+
+
+def test_flush_stores_buffered_events_so_a_reaped_instance_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(str(path)), signer=Signer.generate(), checkpoint_every=1000, clock=Clock())
+    for i in range(3):
+        w.emit(ev(i))
+    w.flush()
+    from sas.forensics.ledger import load_ledger
+
+    assert load_ledger(path).event_count == 3  # readable while the writer is still open
+
+
+def test_anchor_holds_the_latest_checkpoint_and_a_second_writer_conflicts(tmp_path: Path) -> None:
+    anchor = MemoryAnchor()
+    signer = Signer.generate()
+    w = LedgerWriter(JsonlStore(str(tmp_path / "a.jsonl")), signer=signer, anchor=anchor, checkpoint_every=10)
+    for i in range(25):
+        w.emit(ev(i))
+    w.checkpoint_all()
+    assert parse_checkpoint(anchor.get("sas-ledger/fn/i-1") or "").checkpoint.size == 25
+    clone = LedgerWriter(JsonlStore(str(tmp_path / "b.jsonl")), signer=signer, anchor=anchor, checkpoint_every=10)
+    for i in range(10):
+        clone.emit(ev(i))
+    assert clone.anchor_conflicts == 1  # it never saw the anchor it would replace
+    assert parse_checkpoint(anchor.get("sas-ledger/fn/i-1") or "").checkpoint.size == 25
+
+
+class BrokenStore(LedgerStore):
+    def write(self, batches: object, checkpoints: object) -> None:  # type: ignore[override]
+        raise OSError("disk full")
+
+    def write_meta(self, meta: object) -> None:  # type: ignore[override]
+        raise OSError("disk full")
+
+
+def test_a_failing_store_never_raises_into_the_handler() -> None:
+    w = LedgerWriter(BrokenStore(), signer=Signer.generate(), checkpoint_every=2)
+    for i in range(5):
+        w.emit(ev(i))
+    w.flush()
+    w.close()
+    assert w.dropped >= 1 and "disk full" in w.errors[0]
+
+
+def test_stdout_lines_survive_a_cloudwatch_prefix(tmp_path: Path) -> None:
+    out = io.StringIO()
+    w = LedgerWriter(StdoutStore(out), signer=Signer.generate(), checkpoint_every=3)
+    for i in range(7):
+        w.emit(ev(i))
+    w.close()
+    lines = out.getvalue().splitlines()
+    assert all(len(line) < 256 * 1024 and line.startswith('{"_sas_') for line in lines)
+    exported = "\n".join(f"2026-11-20T10:00:{i:02d}.000Z\tr-{i}\t{line}" for i, line in enumerate(lines))
+    path = tmp_path / "cloudwatch-export.txt"
+    path.write_text("START RequestId: r-0 Version: $LATEST\n" + exported + "\r\n")
+    from sas.forensics.ledger import load_ledger
+    from sas.forensics.verify import verify_ledger
+
+    report = verify_ledger(load_ledger(path))
+    assert not report.tampered and report.events == 7 and report.logs[0].verified_size == 7
+
+
+def test_sink_specs_open_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key_path = tmp_path / "k"
+    from sas.integrity import generate_private_key, write_keypair
+
+    key, pub = write_keypair(generate_private_key(), key_path)
+    monkeypatch.setenv("SAS_SIGNING_KEY", str(key))
+    monkeypatch.setenv("SAS_ANCHOR", f"sqlite:{tmp_path / 'anchor.db'}")
+    sink = open_sink(f"sqlite:{tmp_path / 'l.db'}")
+    assert isinstance(sink, LedgerWriter)
+    sink.emit(ev(0))
+    sink.close()
+    from sas.events.anchor import SqliteAnchor
+    from sas.events.checkpoint import load_verifier
+    from sas.forensics.ledger import load_ledger
+    from sas.forensics.verify import verify_ledger
+
+    report = verify_ledger(
+        load_ledger(tmp_path / "l.db"), [load_verifier(pub)], SqliteAnchor(str(tmp_path / "anchor.db"))
+    )
+    assert not report.tampered and report.events == 1 and report.key_source == "given"
+    meta = load_ledger(tmp_path / "l.db").metas[0]
+    assert meta["ephemeral_key"] is False
+    plain = open_sink(f"plain-jsonl:{tmp_path / 'p.jsonl'}")
+    plain.emit(ev(1))
+    plain.close()
+    assert json.loads((tmp_path / "p.jsonl").read_text())["request_id"] == "r1"
+
+
+def test_unreadable_key_falls_back_to_an_ephemeral_key_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAS_SIGNING_KEY", str(tmp_path / "missing.key"))
+    path = tmp_path / "l.jsonl"
+    w = LedgerWriter(JsonlStore(str(path)), checkpoint_every=1)
+    w.emit(ev(0))
+    w.close()
+    meta = next(r["_sas_meta"] for r in records(path) if "_sas_meta" in r)
+    assert meta["ephemeral_key"] is True and "missing.key" in meta["key_error"]  # type: ignore[index]
+
+
+def test_forensics_config_table_is_validated(tmp_path: Path) -> None:
+    w = ledger_from_config({"ledger": f"jsonl:{tmp_path / 'l.jsonl'}", "checkpoint_every": 5, "checkpoint_seconds": 2})
+    assert (w.checkpoint_every, w.checkpoint_seconds) == (5, 2.0)
+    with pytest.raises(ConfigError):
+        ledger_from_config({"ledger": "stdout", "checkpoint_every": 0})
+    with pytest.raises(ConfigError):
+        ledger_from_config({"ledger": "ftp:x"})
