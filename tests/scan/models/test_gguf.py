@@ -8,6 +8,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sas.scan.artifact import file_from_bytes
 from sas.scan.context import ScanContext
@@ -190,3 +192,28 @@ def test_named_gguf_but_is_not(tmp_path: Path) -> None:
     path = tmp_path / "model.gguf"
     path.write_bytes(b"<html>not a model</html>")
     assert {r for r, _, _ in scan_findings(path)} == {"SAS-SCAN-003"}
+
+
+@pytest.fixture(scope="module")
+def small_gguf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("gguf") / "s.gguf"
+    write_gguf(path, CHATML)
+    return path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_gguf_never_raises(small_gguf: bytes, data: st.DataObject) -> None:
+    base = bytearray(small_gguf)
+    for _ in range(data.draw(st.integers(1, 6))):
+        base[data.draw(st.integers(4, 600))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(4, len(base)))
+    ctx = ScanContext()
+    GGUFAnalyzer().analyze(file_from_bytes(bytes(base[:cut]), "m.gguf"), ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="{}%#-_.()[]|~'\"\\ abcx5fos", max_size=120))
+def test_template_lexer_never_raises(template: str) -> None:
+    analyze_template(template)

@@ -15,6 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sas.scan.artifact import file_from_bytes, file_from_path
 from sas.scan.context import ScanContext
@@ -264,3 +266,34 @@ def test_keras_model_inside_a_function_zip(saved: dict[str, Path], tmp_path: Pat
         "function.zip!model/lambda.keras",
         "function.zip!model/seq.keras",
     ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_keras_archives_never_raise(data: st.DataObject) -> None:
+    config = sequential(layer("Dense", {"units": 1, "activation": fn_ref("builtins", "relu")}))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+        archive.writestr("config.json", json.dumps(config) * 3)
+    base = bytearray(buf.getvalue())
+    for _ in range(data.draw(st.integers(1, 6))):
+        base[data.draw(st.integers(4, len(base) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(30, len(base)))
+    ctx = ScanContext()
+    KerasAnalyzer().analyze(file_from_bytes(bytes(base[:cut]), "m.keras"), ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_mutated_hdf5_never_raises(data: st.DataObject) -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.attrs["model_config"] = json.dumps(sequential(layer("Dense", {"units": 1})))
+    base = bytearray(buf.getvalue())
+    for _ in range(data.draw(st.integers(1, 4))):
+        base[data.draw(st.integers(8, len(base) - 1))] = data.draw(st.integers(0, 255))
+    ctx = ScanContext()
+    KerasAnalyzer().analyze(file_from_bytes(bytes(base), "m.h5"), ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)

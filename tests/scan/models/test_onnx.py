@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from sas.scan.artifact import file_from_bytes
@@ -181,3 +183,16 @@ def test_models_inside_a_function_zip(tmp_path: Path) -> None:
     result = scan(package)
     assert [(f.rule_id, f.location.path) for f in result.findings] == [("SAS-ONNX-001", "function.zip!model/bad.onnx")]
     assert len([c for c in result.components if c.format == "onnx"]) == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_models_never_raise(data: st.DataObject) -> None:
+    proto = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [external(weight(), "w.bin")])
+    base = bytearray(proto.SerializeToString())
+    for _ in range(data.draw(st.integers(1, 6))):
+        base[data.draw(st.integers(3, len(base) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(4, len(base)))
+    ctx = ScanContext()
+    ONNXAnalyzer().analyze(file_from_bytes(bytes(base[:cut]), "m.onnx"), ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from sas.scan.artifact import file_from_bytes
@@ -153,3 +155,22 @@ def test_analyzer_direct_unit() -> None:
     ctx = ScanContext()
     assert analyzer.claims(file) and analyzer.analyze(file, ctx)
     assert ctx.findings == [] and ctx.components[0].format == "safetensors"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_files_never_raise(data: st.DataObject) -> None:
+    header = {
+        "__metadata__": {"a": "b"},
+        "x": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+        "y": {"dtype": "BF16", "shape": [4], "data_offsets": [16, 24]},
+    }
+    base = bytearray(build(header, bytes(24)))
+    for _ in range(data.draw(st.integers(1, 6))):
+        base[data.draw(st.integers(0, len(base) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(base)))
+    ctx = ScanContext()
+    analyzer = SafetensorsAnalyzer()
+    file = file_from_bytes(bytes(base[:cut]), "m.safetensors")
+    analyzer.analyze(file, ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)

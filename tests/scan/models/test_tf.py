@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sas.scan.artifact import file_from_bytes
 from sas.scan.context import ScanContext
@@ -254,3 +256,15 @@ def test_asset_path_constants_from_the_export_machine_are_not_flagged(tmp_path: 
     assert run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, meta)) == []
     unbound = ld(1, ld(4, "serve")) + ld(2, graph_def(nodes))  # the same constant, not an asset: flagged
     assert [r for r, _, _ in high(run(tmp_path, "saved_model.pb", vi(1, 1) + ld(2, unbound)))] == ["SAS-TF-002"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_saved_models_never_raise(data: st.DataObject) -> None:
+    base = bytearray(saved_model(graph_def([*BENIGN_NODES, node("pf", "PyFunc", ("x",))], [SAVER_FUNCTION])))
+    for _ in range(data.draw(st.integers(1, 6))):
+        base[data.draw(st.integers(3, len(base) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(4, len(base)))
+    ctx = ScanContext()
+    TensorFlowAnalyzer().analyze(file_from_bytes(bytes(base[:cut]), "saved_model.pb"), ctx)
+    assert all(f.rule_id.startswith("SAS-") for f in ctx.findings)

@@ -26,6 +26,7 @@ import binascii
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -285,7 +286,14 @@ class KerasAnalyzer(Analyzer):
                             self._malformed(ctx, file, "the archive has no config.json")
                         return False
                     config = _read_member(archive, "config.json")
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                NotImplementedError,
+                RuntimeError,
+                zlib.error,
+                EOFError,
+            ) as exc:
                 self._malformed(ctx, file, f"unreadable zip: {exc}")
                 return False
             if config is None:
@@ -313,7 +321,7 @@ class KerasAnalyzer(Analyzer):
                     for key in ("model_config", "training_config"):
                         if key in h5.attrs:
                             texts[key] = _attr_text(h5.attrs[key])
-            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            except Exception as exc:  # libhdf5 surfaces hostile files through many exception types
                 incomplete(ctx, file, "HDF5", f"h5py could not read it: {exc}", evidence=type(exc).__name__)
                 return
             if not texts:
