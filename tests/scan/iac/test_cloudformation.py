@@ -562,3 +562,25 @@ def test_concurrency_cost_bound_is_computed(scan_files):
     (hit,) = res.rule("SAS-IAC-006")
     assert hit.severity == Severity.MEDIUM  # public function
     assert "1000 instances" in hit.message and "per hour" in hit.message
+
+
+def test_policy_attached_to_sam_implicit_role(scan_files):
+    res = scan_files(
+        {
+            "t.yaml": SAM_HEAD
+            + """
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: python3.12, Handler: a.b}
+  Extra:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      Roles: [!Ref FRole]
+      PolicyDocument:
+        Statement:
+          - {Effect: Allow, Action: 'iam:AttachRolePolicy', Resource: '*'}
+"""
+        }
+    )
+    assert any("iam-attach-policy" in f.message for f in res.rule("SAS-IAM-004"))

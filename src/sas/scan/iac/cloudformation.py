@@ -171,6 +171,10 @@ class _Parser:
                 self.issues.append(
                     ParseIssue(self.src(self.resources, rid), f"resource {rid} has unknown type {kind!r}; not checked")
                 )
+        # SAM names the role it creates "<Function>Role"; policies elsewhere may attach to it by that id
+        for rid, _, props in self.typed(SAM_FUNCTION):
+            if "Role" not in props:
+                self.ids.add(f"{rid}Role")
         self._attachments()
         self._urls_and_permissions()
         self._api_methods()
@@ -277,6 +281,7 @@ class _Parser:
         for index, item in enumerate(items):
             line = line_of(policies, index) if isinstance(policies, list) else line_of(props, "Policies")
             stmts += self._sam_policy(item, line, refs)
+        stmts += self.role_attachments.get(f"{rid}Role", [])
         boundary = None
         if "PermissionsBoundary" in props:
             boundary = Sourced(
