@@ -19,7 +19,7 @@ from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
 from sas.scan.findings import make_finding
 from sas.scan.magic import Kind, sniff
-from sas.scan.models.gguf_template import HitKind, analyze_template
+from sas.scan.models.gguf_template import HitKind, TemplateHit, analyze_template
 from sas.scan.models.nonpickle_common import incomplete, mismatch, record_model, stream_size
 from sas.scan.rules import rule
 from sas.taxonomy import Severity, Threat
@@ -211,23 +211,26 @@ class GGUFAnalyzer(Analyzer):
         return True
 
     def _template(self, file: VirtualFile, ctx: ScanContext, key: str, template: str) -> None:
-        seen: set[tuple[str, str]] = set()
+        """One finding per rule and template key, listing what was seen (a payload trips many tokens)."""
+        rules = {
+            HitKind.INTERNALS: TEMPLATE_INTERNALS,
+            HitKind.DANGEROUS: TEMPLATE_DANGEROUS,
+            HitKind.GADGET: TEMPLATE_GADGET,
+        }
+        grouped: dict[HitKind, list[TemplateHit]] = {}
         for hit in analyze_template(template):
-            rule_ = {
-                HitKind.INTERNALS: TEMPLATE_INTERNALS,
-                HitKind.DANGEROUS: TEMPLATE_DANGEROUS,
-                HitKind.GADGET: TEMPLATE_GADGET,
-            }[hit.kind]
-            if (rule_.id, hit.token) in seen:
-                continue
-            seen.add((rule_.id, hit.token))
+            grouped.setdefault(hit.kind, []).append(hit)
+        for kind, hits in grouped.items():
+            tokens = list(dict.fromkeys(h.token[:60] for h in hits))
+            first = hits[0]
             ctx.add(
                 make_finding(
-                    rule_,
+                    rules[kind],
                     file.path,
-                    f"{key}: {hit.why} (template offset {hit.offset})",
-                    evidence=f"{key}:{hit.token[:80]}",
-                    severity=hit.severity,
+                    f"{key}: {first.why} (template offset {first.offset})"
+                    + (f"; also {', '.join(repr(t) for t in tokens[1:8])}" if len(tokens) > 1 else ""),
+                    evidence=f"{key}:{','.join(tokens[:8])}"[:300],
+                    severity=max(h.severity for h in hits),
                 )
             )
 
