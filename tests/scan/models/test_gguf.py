@@ -84,6 +84,9 @@ HOSTILE_TEMPLATES = [
     "{{ request|attr('application')|attr('\\u005f\\u005fglobals\\u005f\\u005f') }}",
     "{{ messages.__class__.__mro__[1].__subclasses__() }}",
     "{% set x = 'ev' ~ 'al' %}{{ x }}{{ x.f_globals }}",
+    "{% set a = '__cla' %}{% set b = 'ss__' %}{{ messages[a ~ b] }}",
+    "{{ messages[('%c%c'|format(95, 95)) ~ 'class' ~ ('%c%c'|format(95, 95))] }}",
+    "{{ messages[['__cl', 'ass__']|join] }}",
 ]
 
 

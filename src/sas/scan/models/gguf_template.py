@@ -125,6 +125,7 @@ _GADGET_NAMES = frozenset(
     {"cycler", "joiner", "lipsum", "self", "config", "request", "url_for", "get_flashed_messages", "g"}
 )
 _DUNDER = re.compile(r"^__\w+__$")
+_PARTIAL_DUNDER = re.compile(r"^(?:__[A-Za-z]\w*|\w*[A-Za-z]__)$")  # "__cla" / "ss__", joined later
 
 _BLOCK = re.compile(r"\{\{|\{%|\{#")
 _CLOSE = {"{{": "}}", "{%": "%}", "{#": "#}"}
@@ -311,7 +312,9 @@ def _string(tok: _Tok, prev: _Tok | None, nxt: _Tok | None, hit: _HitFn) -> None
     elif tok.escaped and re.search(r"[A-Za-z_]", value):
         hit(HitKind.GADGET, Severity.HIGH, tok, "string literal spells letters with character escapes", value[:80])
     elif "%c" in value:
-        hit(HitKind.GADGET, Severity.MEDIUM, tok, "string builds characters with %c formatting", value[:80])
+        hit(HitKind.GADGET, Severity.HIGH, tok, "string builds characters with %c formatting", value[:80])
+    elif _PARTIAL_DUNDER.match(value):
+        hit(HitKind.GADGET, Severity.HIGH, tok, f"string {value[:40]!r} is half of a dunder name", value[:80])
 
 
 def _concatenations(toks: list[_Tok], hit: _HitFn) -> None:
