@@ -220,3 +220,17 @@ def test_mutated_gguf_never_raises(small_gguf: bytes, data: st.DataObject) -> No
 @given(st.text(alphabet="{}%#-_.()[]|~'\"\\ abcx5fos", max_size=120))
 def test_template_lexer_never_raises(template: str) -> None:
     analyze_template(template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set sys = messages[0]['content'] %}{{ '<<SYS>>' + sys + '<</SYS>>' }}",
+        "{{ message.system if message.system is defined }}",
+        "{%- if message.content.startswith('<tool_response>') %}{{ content.split('</think>')[-1].lstrip('\\n') }}"
+        "{%- endif %}",
+        "{{ '<tool_call>\\n{\"name\": \"' }}{{ tool_call.name }}{{ '}\\n</tool_call>' }}",
+    ],
+)
+def test_ordinary_words_that_look_dangerous_are_not_flagged(template: str) -> None:
+    assert [h for h in analyze_template(template) if h.severity >= Severity.MEDIUM] == []

@@ -120,6 +120,8 @@ _DANGEROUS_CALLABLES = frozenset(
         "write_text",
     }
 )
+# Callables whose names are also ordinary words (``message.system``): flagged only when called.
+_AMBIGUOUS = frozenset({"system", "open", "remove", "unlink", "kill", "fork", "compile", "vars", "environ"})
 # Jinja globals that SSTI chains pivot through; chat templates have no use for them.
 _GADGET_NAMES = frozenset(
     {"cycler", "joiner", "lipsum", "self", "config", "request", "url_for", "get_flashed_messages", "g"}
@@ -249,6 +251,7 @@ def _unescape(text: str) -> tuple[str, bool]:
 def analyze_template(template: str) -> list[TemplateHit]:
     """Findings for one template, most severe first; an ordinary chat template gives none above low."""
     toks = tokenize(template)
+    bound = _bound_names(toks)
     hits: list[TemplateHit] = []
 
     def hit(kind: HitKind, severity: Severity, tok: _Tok, why: str, token: str | None = None) -> None:
@@ -265,9 +268,11 @@ def analyze_template(template: str) -> list[TemplateHit]:
                 hit(HitKind.INTERNALS, Severity.CRITICAL, tok, f"reaches Python internals through {name!r}")
             elif after_dot and name.startswith("_"):
                 hit(HitKind.INTERNALS, Severity.HIGH, tok, f"reads the private attribute {name!r}")
-            elif name in _DANGEROUS_MODULES and not _is_key_or_kwarg(toks, i):
+            elif name in _DANGEROUS_MODULES and name not in bound and not _is_key_or_kwarg(toks, i):
                 hit(HitKind.DANGEROUS, Severity.HIGH, tok, f"names the {name!r} module")
-            elif name in _DANGEROUS_CALLABLES and (after_dot or (called and name in {"eval", "exec", "getattr"})):
+            elif name in _DANGEROUS_CALLABLES and (
+                (after_dot and (called or name not in _AMBIGUOUS)) or (called and name in {"eval", "exec", "getattr"})
+            ):
                 hit(HitKind.DANGEROUS, Severity.HIGH, tok, f"calls or reads {name!r}")
             elif name in _GADGET_NAMES and not after_dot and not _is_key_or_kwarg(toks, i) and not _is_target(toks, i):
                 hit(HitKind.GADGET, Severity.MEDIUM, tok, f"uses the template global {name!r}, an SSTI pivot")
@@ -278,6 +283,22 @@ def analyze_template(template: str) -> list[TemplateHit]:
     _concatenations(toks, hit)
     hits.sort(key=lambda h: (-h.severity.rank, h.offset))
     return hits
+
+
+def _bound_names(toks: list[_Tok]) -> set[str]:
+    """Names the template binds itself (``{% set sys = ... %}``, ``{% for os, x in ... %}``): variables, not
+    modules, wherever they are read."""
+    bound: set[str] = set()
+    for i, tok in enumerate(toks):
+        if tok.kind == "name" and tok.text in ("set", "for", "with") and (i == 0 or toks[i - 1].kind == "end"):
+            j = i + 1
+            while j < len(toks) and toks[j].kind == "name" and toks[j].text != "in":
+                bound.add(toks[j].text)
+                if j + 1 < len(toks) and toks[j + 1].text == ",":
+                    j += 2
+                else:
+                    break
+    return bound
 
 
 def _is_key_or_kwarg(toks: list[_Tok], i: int) -> bool:
