@@ -665,12 +665,20 @@ def _normalise(module: str, name: str) -> list[str]:
 class PicklePolicy:
     """Judges pickle globals. Verdicts are cached per (module, name)."""
 
-    def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None:
+    def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = (), *, torchscript: bool = False) -> None:
         allow = tuple(allow)
+        self.allow = allow
+        # TorchScript archives are read by torch's C++ unpickler, which resolves ``__torch__.*`` to classes
+        # compiled from the archive's code/ folder and knows a few list builders; it imports no Python module.
+        self.torchscript = torchscript
         self.user_deny = tuple(deny)
         self.user_allow_exact = frozenset(a for a in allow if not a.endswith("*"))
         self.user_allow_patterns = tuple(a for a in allow if a.endswith("*"))
         self._cache: dict[tuple[str, str], Verdict] = {}
+
+    def for_torchscript(self) -> PicklePolicy:
+        """The same policy for pickles inside a TorchScript archive."""
+        return PicklePolicy(self.allow, self.user_deny, torchscript=True)
 
     def judge(self, module: str, name: str) -> Verdict:
         key = (module, name)
@@ -690,6 +698,10 @@ class PicklePolicy:
             if _pattern_matches(pattern, path):
                 return Verdict(Level.DANGEROUS, f"denied by configuration ({pattern})")
         if path in ALLOW or path in self.user_allow_exact:
+            return Verdict(Level.ALLOWED)
+        if self.torchscript and (
+            path.startswith(_TORCHSCRIPT_ALLOW) and not any(_DUNDER.match(p) for p in path.split(".")[1:])
+        ):
             return Verdict(Level.ALLOWED)
         parts = path.split(".")
         if any(_DUNDER.match(p) for p in parts if p not in _ALLOWED_DUNDER_MODULES):
@@ -716,6 +728,7 @@ class PicklePolicy:
         return Verdict(Level.UNKNOWN, "not on the allow list", stdlib=top in _STDLIB)
 
 
+_TORCHSCRIPT_ALLOW = ("__torch__.", "torch.jit._pickle.")
 _ALLOW_PATTERNS: tuple[str, ...] = tuple(a for a in ALLOW if a.endswith("*"))
 
 

@@ -596,14 +596,19 @@ class PickleScanner:
         skip = self._skip
         readline = self._readline
         ok = True
+        limit = -1  # pos above this: refill or end of stream (set to -1 whenever buf changes in a slow path)
         args: object
 
         while True:  # one round per segment: the start, and each resynchronisation after an error
             try:
                 while True:
-                    if pos + 64 > len(buf):
+                    if pos > limit:
+                        limit = len(buf) - 64  # every opcode with a fixed-size argument fits below this
+                    if pos > limit:
+                        limit = -1
                         if not src.eof:
                             buf, pos, base = ensure(src, buf, pos, base, pos + CHUNK)
+                            limit = -1
                             if len(stack) > STACK_CAP or len(metastack) > META_CAP:
                                 stack = _Bottomless(stack[-1000:])
                                 metastack = [_Bottomless(s) for s in metastack[-1000:]]
@@ -614,6 +619,7 @@ class PickleScanner:
                                 raise _ParseError("truncated: the stream ends inside a pickle (no STOP)")
                             rep.opcodes += opcodes
                             return
+                        limit = len(buf) - 64
                     op = buf[pos]
                     n = simple[op]
                     if n:
@@ -626,6 +632,7 @@ class PickleScanner:
                         end = pos + 2 + buf[pos + 1]
                         if end > len(buf):
                             buf, pos, base = ensure(src, buf, pos, base, end)
+                            limit = -1
                             end = pos + 2 + buf[pos + 1]
                             if end > len(buf):
                                 raise _ParseError("truncated string")
@@ -692,6 +699,7 @@ class PickleScanner:
                             pos += 5
                         else:
                             line, buf, pos, base = readline(src, buf, pos + 1, base)
+                            limit = -1
                             key = _int_arg(line)
                         got = memo.get(key, OTHER)
                         if got is OTHER:
@@ -709,6 +717,7 @@ class PickleScanner:
                             pos += 5
                         else:
                             line, buf, pos, base = readline(src, buf, pos + 1, base)
+                            limit = -1
                             key = _int_arg(line)
                             if key < 0:
                                 raise _ParseError("negative memo key")
@@ -816,7 +825,9 @@ class PickleScanner:
                     elif op in {0x63, 0x69}:  # GLOBAL, INST
                         offset = base + pos
                         mline, buf, pos, base = readline(src, buf, pos + 1, base)
+                        limit = -1
                         nline, buf, pos, base = readline(src, buf, pos, base)
+                        limit = -1
                         if mline is None or nline is None:
                             raise _ParseError("GLOBAL/INST name too long")
                         g = self._make_global(
@@ -889,11 +900,14 @@ class PickleScanner:
                                 else:
                                     if aligned:
                                         buf, pos, base = ensure(src, buf, pos, base, pos + 1)
+                                        limit = -1
                                         if pos >= len(buf):
                                             raise _ParseError("truncated joblib array padding")
                                         buf, pos, base, ok = skip(src, buf, pos, base, 1 + buf[pos])
+                                        limit = -1
                                     if ok:
                                         buf, pos, base, ok = skip(src, buf, pos, base, nbytes)
+                                        limit = -1
                                     if not ok:
                                         raise _ParseError("truncated joblib array data")
                     elif op in {0x42, 0x43, 0x8E, 0x96, 0x54, 0x55}:
@@ -909,12 +923,14 @@ class PickleScanner:
                             raise _ParseError("negative length")
                         if (op in {0x54, 0x55}) and size <= MAX_STRING:
                             buf, pos, base = ensure(src, buf, pos, base, pos + hdr + size)
+                            limit = -1
                             if pos + hdr + size > len(buf):
                                 raise _ParseError("truncated string")
                             stack.append(buf[pos + hdr : pos + hdr + size])
                             pos += hdr + size
                         elif capture_armed and size <= CAPTURE_CAP:
                             buf, pos, base = ensure(src, buf, pos, base, pos + hdr + size)
+                            limit = -1
                             if pos + hdr + size > len(buf):
                                 raise _ParseError("truncated bytes payload")
                             stack.append(Blob(buf[pos + hdr : pos + hdr + size], offset))
@@ -922,6 +938,7 @@ class PickleScanner:
                             capture_armed = False
                         else:
                             buf, pos, base, ok = skip(src, buf, pos, base, hdr + size)
+                            limit = -1
                             if not ok:
                                 raise _ParseError("truncated bytes payload")
                             stack.append(OTHER)
@@ -930,6 +947,7 @@ class PickleScanner:
                         size = int.from_bytes(buf[pos + 1 : pos + hdr], "little")
                         if size <= MAX_STRING or (capture_armed and size <= CAPTURE_CAP):
                             buf, pos, base = ensure(src, buf, pos, base, pos + hdr + size)
+                            limit = -1
                             if pos + hdr + size > len(buf):
                                 raise _ParseError("truncated string")
                             data = buf[pos + hdr : pos + hdr + size]
@@ -941,6 +959,7 @@ class PickleScanner:
                             pos += hdr + size
                         else:
                             buf, pos, base, ok = skip(src, buf, pos, base, hdr + size)
+                            limit = -1
                             if not ok:
                                 raise _ParseError("truncated string")
                             stack.append(OTHER)
@@ -959,6 +978,7 @@ class PickleScanner:
                     elif op == 0x8A:  # LONG1
                         ln = buf[pos + 1]
                         buf, pos, base = ensure(src, buf, pos, base, pos + 2 + ln)
+                        limit = -1
                         if ln <= 8:
                             stack.append(int.from_bytes(buf[pos + 2 : pos + 2 + ln], "little", signed=True))
                         else:
@@ -969,6 +989,7 @@ class PickleScanner:
                         if size < 0:
                             raise _ParseError("negative length")
                         buf, pos, base, ok = skip(src, buf, pos, base, 5 + size)
+                        limit = -1
                         if not ok:
                             raise _ParseError("truncated long")
                         stack.append(OTHER)
@@ -990,6 +1011,7 @@ class PickleScanner:
                         pos += 1
                     elif op == 0x50:  # PERSID
                         _line, buf, pos, base = readline(src, buf, pos + 1, base)
+                        limit = -1
                         stack.append(OTHER)
                         rep.persistent_ids += 1
                     elif op in {0x82, 0x83, 0x84}:  # EXT1, EXT2, EXT4
@@ -1010,6 +1032,7 @@ class PickleScanner:
                     elif op in {0x49, 0x4C, 0x46, 0x53, 0x56}:
                         # INT, LONG, FLOAT, STRING, UNICODE: protocol 0 text arguments
                         line, buf, pos, base = readline(src, buf, pos + 1, base, 1 << 20)
+                        limit = -1
                         if line is None:
                             stack.append(OTHER)
                         elif op == 0x53:
@@ -1051,6 +1074,7 @@ class PickleScanner:
                     return
                 buf, base = found
                 pos = 0
+                limit = -1
                 stack, metastack = [], []
                 in_pickle = False
                 capture_armed = False

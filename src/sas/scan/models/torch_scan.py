@@ -79,7 +79,7 @@ _RECORDS = ("version", ".data/version", "byteorder")
 _TS_PYTHON = re.compile(
     r"__builtins__|__import__|__globals__|__subclasses__|__getattribute__|__code__|__dict__|__class__\s*\."
     r"|\b(?:os|sys|subprocess|builtins|importlib|ctypes|socket|shutil|pickle|marshal|runpy|posix|pty)\.\w+"
-    r"|\b(?:eval|exec|compile|__import__|open|breakpoint|input)\s*\("
+    r"|\b(?:eval|exec|compile|__import__|open|breakpoint)\s*\("
     r"|\bload_library\b|\bfrom_file\b"
 )
 _TS_IMPORT = re.compile(r"^\s*(?:import|from)\s+(?!__torch__\b|torch\b)([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -159,7 +159,11 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')
+
+
 def _torchscript_hits(source: str) -> list[tuple[str, str, Severity]]:
+    source = _STRING_LITERAL.sub('""', source)  # messages such as "builtins.ValueError" are data, not code
     hits: list[tuple[str, str, Severity]] = []
     seen: set[str] = set()
     for m in _TS_IMPORT.finditer(source):
@@ -250,6 +254,8 @@ class TorchAnalyzer(Analyzer):
                 if prefix is None:
                     return False
                 fmt = "torchscript" if any(n.startswith(prefix + "code/") for n in zf.namelist()) else "pytorch"
+                if fmt == "torchscript":
+                    policy = policy.for_torchscript()
                 try:
                     reports, code_hits, oversize = analyse_zip(
                         zf, prefix, policy, nesting=0, max_member=ctx.settings.limits.max_file_bytes
