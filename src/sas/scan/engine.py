@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
+from pathlib import Path
 
 from sas.scan import registry, suppress
 from sas.scan.analyzer import Analyzer
-from sas.scan.artifact import VirtualFile, walk
+from sas.scan.artifact import VirtualFile, Visit, walk
 from sas.scan.context import ProgressHook, ScanContext
 from sas.scan.findings import ScanResult, ScanStats, make_finding
 from sas.scan.rules import INCOMPLETE_FILE
@@ -47,9 +49,23 @@ def scan(
         return consumed
 
     display = walk(target, ctx, visit)
+    for layer in ctx.settings.layers:
+        walk(layer, ctx, _layer_visit(visit, layer))
     for analyzer in active:
         analyzer.finish(ctx)
     suppress.apply(ctx, target)  # inline sas:ignore comments and the --baseline file
     stats = ScanStats(ctx.files_done, ctx.bytes_done, time.perf_counter() - started)
     findings = sorted(ctx.findings, key=lambda f: (-f.severity.rank, f.location.path, f.location.line or 0, f.rule_id))
     return ScanResult(display, tuple(findings), tuple(ctx.errors), stats, tuple(ctx.notes), tuple(ctx.components))
+
+
+def _layer_visit(visit: Visit, layer: str) -> Visit:
+    """Walk a Lambda layer (``--layer``) with display paths that say so: ``layer:L1.zip!python/x.py`` for a zip,
+    ``layer:L1!python/x.py`` for a folder; the part after the last ``!`` is the path under ``/opt``."""
+    path = Path(layer)
+    prefix = f"layer:{path.name}!" if path.is_dir() else "layer:"
+
+    def visit_layer(file: VirtualFile) -> bool:
+        return visit(replace(file, path=prefix + file.path))
+
+    return visit_layer
