@@ -14,6 +14,7 @@ from sas.events.checkpoint import Signer
 from sas.events.ledger import LedgerWriter
 from sas.events.stores import JsonlStore, SqliteStore
 
+ATTACKER_IP = "203.0.113.66"
 THREATS = [
     ("model", "model-extraction", "extraction"),
     ("model", "adversarial-input", "ood"),
@@ -28,13 +29,14 @@ def realistic_events(
 ) -> list[RuntimeEvent]:
     """Invocations from benign clients, and an extraction campaign by one client that ends in blocks."""
     rng = random.Random(seed)
+    instance_ids = [f"2026/11/20/[$LATEST]{rng.getrandbits(128):032x}" for _ in range(instances)]
     events: list[RuntimeEvent] = []
     t = start
     for i in range(n):
         t += rng.uniform(0.001, 0.05)
-        instance = f"2026/11/20/[$LATEST]{rng.randrange(instances):032x}"
+        instance = instance_ids[rng.randrange(instances)]
         attacker = rng.random() < 0.1
-        client = "203.0.113.66" if attacker else f"198.51.100.{rng.randrange(1, 40)}"
+        client = ATTACKER_IP if attacker else f"198.51.100.{rng.randrange(1, 40)}"
         request = f"req-{i:07d}"
         if attacker and rng.random() < 0.5:
             category, threat, detector = THREATS[0] if rng.random() < 0.7 else rng.choice(THREATS)

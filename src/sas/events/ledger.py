@@ -38,6 +38,8 @@ DEFAULT_CHECKPOINT_SECONDS = 10.0
 DEFAULT_ORIGIN_PREFIX = "sas-ledger"
 KEY_ENV = "SAS_SIGNING_KEY"
 ANCHOR_ENV = "SAS_ANCHOR"
+EVERY_ENV = "SAS_CHECKPOINT_EVERY"
+SECONDS_ENV = "SAS_CHECKPOINT_SECONDS"
 
 
 class _SubLog:
@@ -243,8 +245,8 @@ class LedgerWriter(Sink):
 
 def ledger_from_config(forensics: Mapping[str, Any]) -> LedgerWriter:
     """A writer from the ``[forensics]`` table: ``ledger``, ``anchor``, ``checkpoint_every``, ``checkpoint_seconds``."""
-    every = forensics.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)
-    seconds = forensics.get("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS)
+    every = forensics.get("checkpoint_every", int(_env_number(EVERY_ENV, DEFAULT_CHECKPOINT_EVERY)))
+    seconds = forensics.get("checkpoint_seconds", _env_number(SECONDS_ENV, DEFAULT_CHECKPOINT_SECONDS))
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ConfigError("[forensics] checkpoint_every must be a positive integer")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
@@ -257,20 +259,39 @@ def ledger_from_config(forensics: Mapping[str, Any]) -> LedgerWriter:
     )
 
 
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"${name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"${name} must be positive")
+    return value
+
+
 def open_ledger(
     spec: str,
     *,
     anchor: str | None = None,
     signer: Signer | None = None,
-    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
+    checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> LedgerWriter:
-    """A ledger writer for ``stdout`` | ``jsonl:PATH`` | ``sqlite:PATH``; the anchor defaults to ``$SAS_ANCHOR``."""
+    """A ledger writer for ``stdout`` | ``jsonl:PATH`` | ``sqlite:PATH``.
+
+    Unset options come from the environment (``$SAS_ANCHOR``, ``$SAS_CHECKPOINT_EVERY``,
+    ``$SAS_CHECKPOINT_SECONDS``), so that ``open_sink(spec)`` callers get them too, then the defaults.
+    """
     anchor_spec = anchor if anchor is not None else os.environ.get(ANCHOR_ENV)
+    every = checkpoint_every or int(_env_number(EVERY_ENV, DEFAULT_CHECKPOINT_EVERY))
+    seconds = checkpoint_seconds or _env_number(SECONDS_ENV, DEFAULT_CHECKPOINT_SECONDS)
     return LedgerWriter(
         open_store(spec),
         signer=signer,
         anchor=open_anchor(anchor_spec) if anchor_spec else None,
-        checkpoint_every=checkpoint_every,
-        checkpoint_seconds=checkpoint_seconds,
+        checkpoint_every=every,
+        checkpoint_seconds=seconds,
     )

@@ -75,7 +75,7 @@ def _status_block(verification: VerifyReport | None) -> str:
 
 
 def _timeline_svg(events: Sequence[ForensicEvent], incidents: Sequence[Incident]) -> str:
-    width, left, right = 1130, 170, 20
+    width, left, right = 1130, 170, 40
     detections = [e for e in events if e.is_detection]
     if not events:
         return "<p>No events.</p>"
@@ -91,7 +91,7 @@ def _timeline_svg(events: Sequence[ForensicEvent], incidents: Sequence[Incident]
     hist_h, row_h, top = 70, 26, 30
     height = top + hist_h + 20 + row_h * max(len(rows), 1) + 40
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="timeline of events and detections">'
     ]
     # volume histogram: all events (grey) and detections (red) per bucket

@@ -43,6 +43,9 @@ class ForensicEvent:
 
     @property
     def is_detection(self) -> bool:
+        # the per-request "invocation" summary repeats its detections' verdict: count the detections only
+        if self.event == "invocation":
+            return False
         return self.verdict in ("alert", "block") or (self.event == "detection" and bool(self.threat))
 
     @property
