@@ -345,54 +345,68 @@ def expand_actions(patterns: Iterable[str]) -> set[str]:
 
 @dataclass
 class Permissions:
-    """The combined effect of every statement of one role."""
+    """The combined effect of every statement of one role.
+
+    ``grants`` holds expanded actions; statements allowing every action (``*``) or everything except a
+    list (``NotAction``) stay in ``wide`` unexpanded, so an administrator role costs one entry, not 20 000.
+    Deny statements without conditions are kept in ``denies`` and applied on every lookup.
+    """
 
     grants: dict[str, list[Grant]]
+    wide: list[tuple[frozenset[str] | None, Grant]]
+    denies: list[tuple[frozenset[str] | None, frozenset[str], tuple[str, ...]]]
     statements: tuple[Statement, ...]
     unresolved: tuple[str, ...]
 
     def allowed(self, action: str, *, broad_only: bool = False) -> list[Grant]:
-        found = self.grants.get(action, [])
+        found = list(self.grants.get(action, []))
+        for excluded, grant in self.wide:
+            if excluded is None or action not in excluded:
+                found.append(Grant(action, grant.resource, grant.conditional, grant.statement))
+        found = [g for g in found if not self._denied(action, g.resource)]
         return [g for g in found if is_broad(g.resource)] if broad_only else found
+
+    def _denied(self, action: str, resource: str) -> bool:
+        for actions, not_actions, resources in self.denies:
+            covers = action in actions if actions is not None else action not in not_actions
+            if covers and _deny_covers(resources, resource):
+                return True
+        return False
+
+    def actions(self) -> set[str]:
+        """Every action with some grant (expands ``wide`` entries against the action table)."""
+        out = set(self.grants)
+        for excluded, _ in self.wide:
+            out.update(a for a in table().actions if excluded is None or a not in excluded)
+        return out
 
 
 def combine(role: RoleSpec) -> Permissions:
-    """Combine every statement of ``role``; Deny statements without conditions remove what they cover."""
+    """Combine every statement of ``role`` into one set of grants."""
     grants: dict[str, list[Grant]] = {}
+    wide: list[tuple[frozenset[str] | None, Grant]] = []
+    denies: list[tuple[frozenset[str] | None, frozenset[str], tuple[str, ...]]] = []
     unresolved: list[str] = [f"{p.value}" for p in role.managed_policies if not p.known]
     if role.external:
         unresolved.append(f"role {role.name} is defined outside this template")
     for st in role.statements:
         if st.unresolved:
             unresolved.append(st.origin or "statement")
-        if st.effect != "Allow":
+        if st.effect == "Deny":
+            if not st.conditions:  # a conditional Deny may not apply: it never removes a grant
+                acts = frozenset(expand_actions(st.actions)) if st.actions else None
+                denies.append((acts, frozenset(expand_actions(st.not_actions)), st.resources or ("*",)))
             continue
-        if st.actions:
-            actions = expand_actions(st.actions)
-        else:
-            excluded = expand_actions(st.not_actions)
-            actions = {a for a in table().actions if a not in excluded}
         resources = st.resources or (("*",) if st.not_resources else ())
-        for action in actions:
+        if any(a.strip() in ("*", "*:*") for a in st.actions) or (not st.actions and st.not_actions):
+            excluded = None if st.actions else frozenset(expand_actions(st.not_actions))
+            wide.extend((excluded, Grant("*", res, bool(st.conditions), st)) for res in resources)
+            continue
+        for action in expand_actions(st.actions):
             bucket = grants.setdefault(action, [])
             for res in resources:
                 bucket.append(Grant(action, res, bool(st.conditions), st))
-    for st in role.statements:
-        if st.effect != "Deny" or st.conditions:
-            continue
-        denied = expand_actions(st.actions) if st.actions else None
-        deny_res = st.resources or ()
-        for action in list(grants):
-            if denied is not None and action not in denied:
-                continue
-            if denied is None and action in expand_actions(st.not_actions):
-                continue
-            kept = [g for g in grants[action] if not _deny_covers(deny_res, g.resource)]
-            if kept:
-                grants[action] = kept
-            else:
-                del grants[action]
-    return Permissions(grants, role.statements, tuple(unresolved))
+    return Permissions(grants, wide, denies, role.statements, tuple(unresolved))
 
 
 def _deny_covers(deny_resources: tuple[str, ...], resource: str) -> bool:
@@ -478,7 +492,7 @@ def _admin_statement(perms: Permissions) -> Statement | None:
 
 
 def _survives_denies(perms: Permissions, action: str) -> bool:
-    return action in perms.grants
+    return bool(perms.allowed(action))
 
 
 def _service_wide(role: RoleSpec, perms: Permissions) -> list[IamJudgement]:
@@ -511,8 +525,8 @@ def _broad_write(role: RoleSpec, perms: Permissions) -> list[IamJudgement]:
     tbl = None
     perms_mgmt: dict[str, list[Grant]] = {}
     write: dict[str, list[Grant]] = {}
-    for action, grants in perms.grants.items():
-        broad = [g for g in grants if is_broad(g.resource) and not g.conditional]
+    for action in perms.actions():
+        broad = [g for g in perms.allowed(action) if is_broad(g.resource) and not g.conditional]
         if not broad or action in BENIGN_BROAD:
             continue
         tbl = tbl or table()

@@ -212,6 +212,9 @@ class _Folder:
         return Unknown(expr)
 
     def _jsonencode(self, inner: str) -> Any:
+        literal = _literal(inner)
+        if literal is not _NOT_LITERAL:
+            return self.value(literal)
         try:
             import hcl2
             from hcl2 import SerializationOptions
@@ -238,6 +241,81 @@ class _Folder:
                     if (kind, rtype, name) in self.blocks:
                         out.add(f"{kind}.{rtype}.{name}")
         return out
+
+
+_NOT_LITERAL = object()
+_TOKEN = re.compile(
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][\w.-]*)|(?P<p>[{}\[\],=:]))'
+)
+
+
+def _literal(text: str) -> Any:
+    """An HCL literal (objects, lists, strings, numbers, bools) as Python, or ``_NOT_LITERAL``.
+
+    ``jsonencode({...})`` bodies are almost always literals; reading them here avoids a second
+    python-hcl2 parse per policy (the slowest step of a Terraform scan).
+    """
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            return _NOT_LITERAL
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    index = 0
+
+    def parse() -> Any:
+        nonlocal index
+        if index >= len(tokens):
+            raise ValueError("end")
+        kind, tok = tokens[index]
+        index += 1
+        if kind == "str":
+            body = json.loads(tok)
+            return body  # interpolations inside are evaluated by the caller
+        if kind == "num":
+            return float(tok) if "." in tok else int(tok)
+        if kind == "word":
+            if tok in ("true", "false"):
+                return tok == "true"
+            if tok == "null":
+                return None
+            return "${" + tok + "}"  # a reference: the caller evaluates it
+        if tok == "[":
+            items = []
+            while tokens[index][1] != "]":
+                items.append(parse())
+                if tokens[index][1] == ",":
+                    index += 1
+            index += 1
+            return items
+        if tok == "{":
+            obj: dict[str, Any] = {}
+            while tokens[index][1] != "}":
+                kkind, key = tokens[index]
+                if kkind not in ("str", "word"):
+                    raise ValueError("key")
+                index += 1
+                if tokens[index][1] not in ("=", ":"):
+                    raise ValueError("separator")
+                index += 1
+                obj[json.loads(key) if kkind == "str" else key] = parse()
+                if tokens[index][1] == ",":
+                    index += 1
+            index += 1
+            return obj
+        raise ValueError(tok)
+
+    try:
+        value = parse()
+    except (ValueError, IndexError):
+        return _NOT_LITERAL
+    return value if index == len(tokens) else _NOT_LITERAL
 
 
 def _whole_expression(text: str) -> str | None:
