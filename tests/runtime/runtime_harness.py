@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -77,13 +78,21 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- model and function directories -----------------------------------------------------------------------
+_MODEL_BYTES: list[bytes] = []
+
+
 def build_model(path: Path) -> None:
+    """A real scikit-learn model (trained once per test process, then copied)."""
+    if _MODEL_BYTES:
+        path.write_bytes(_MODEL_BYTES[0])
+        return
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     x, y = load_iris(return_X_y=True)
     joblib.dump(LogisticRegression(max_iter=500).fit(x, y), path)
+    _MODEL_BYTES.append(path.read_bytes())
 
 
 def make_function_dir(root: Path, sources: list[Path], config: dict[str, Any]) -> Path:
@@ -306,7 +315,13 @@ def apigw_v2(body: Any, source_ip: str = "198.51.100.7", raw: str | None = None)
 # --- functions-framework -------------------------------------------------------------------------------------------
 class FunctionsFramework:
     def __init__(
-        self, function_dir: Path, source: str, target: str, signature: str = "http", env: dict[str, str] | None = None
+        self,
+        function_dir: Path,
+        source: str,
+        target: str,
+        signature: str = "http",
+        env: dict[str, str] | None = None,
+        wait: bool = True,
     ) -> None:
         self.port = free_port()
         self.log = function_dir / f"ff-{target}.log"
@@ -331,12 +346,18 @@ class FunctionsFramework:
                 env={**os.environ, **AWS_ENV, **(env or {})},
                 stdout=log,
                 stderr=log,
+                start_new_session=True,  # gunicorn master and worker: stopped together
             )
+        self.url = f"http://127.0.0.1:{self.port}/"
+        if wait:
+            self.wait()
+
+    def wait(self) -> FunctionsFramework:
         try:
-            wait_port(self.port, 60, self.proc)
+            wait_port(self.port, 90, self.proc)
         except (RuntimeError, TimeoutError):
             raise RuntimeError(self.log.read_text(errors="replace")[-3000:]) from None
-        self.url = f"http://127.0.0.1:{self.port}/"
+        return self
 
     def post(self, body: bytes | Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -355,11 +376,8 @@ class FunctionsFramework:
             return status, raw.decode(errors="replace")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
 
 # --- the attack functions' configuration ----------------------------------------------------------------
@@ -387,3 +405,44 @@ ATTACK_SOURCES = {
     "gcp": [FUNCTIONS / "actions.py", FUNCTIONS / "gcp_function.py"],
     "azure": [FUNCTIONS / "actions.py", FUNCTIONS / "azure_function.py"],
 }
+
+
+# --- signed manifests for the cold-start tests ---------------------------------------------------------------
+def cold_start_table(fn: Path, keys: Path, paths: list[str]) -> dict[str, Any]:
+    """The [runtime.cold_start] table that checks ``paths`` of ``fn`` against the manifest signed into ``keys``."""
+    return {
+        "manifest": str(keys / "manifest.json"),
+        "public_key": str(keys / "release.pub"),
+        "root": str(fn),
+        "paths": paths,
+    }
+
+
+def sign_function_dir(fn: Path, keys: Path) -> None:
+    """Sign the finished function folder with a fresh key (the release step)."""
+    from sas import integrity
+
+    keys.mkdir(parents=True, exist_ok=True)
+    private = integrity.generate_private_key()
+    integrity.write_keypair(private, keys / "release")
+    integrity.build_manifest(fn, private).write(keys / "manifest.json")
+
+
+def signed_tampered_function(root: Path, sources: list[Path], config: dict[str, Any], paths: list[str]) -> Path:
+    """A function folder whose model was replaced after the release was signed."""
+    fn = root / "fn"
+    config = merge(config, {"runtime": {"cold_start": cold_start_table(fn, root / "keys", paths)}})
+    make_function_dir(fn, sources, config)
+    sign_function_dir(fn, root / "keys")
+    tamper_model(fn / "model.joblib")
+    return fn
+
+
+def tamper_model(path: Path) -> None:
+    """Replace the model with a different one that still loads (a poisoned retrain, not a corrupt file)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500, C=0.01).fit(x, 2 - y), path)

@@ -20,6 +20,8 @@ from runtime_harness import (
     attack_config,
     example_config,
     make_function_dir,
+    read_events,
+    signed_tampered_function,
 )
 
 
@@ -42,20 +44,45 @@ def start(root: Path, handler: str, sources: list[Path], config: dict[str, Any],
     return Runtime(root, emulator, Ledger(root / "ledger.jsonl"))
 
 
-@pytest.fixture(scope="module", params=["enforce", "monitor"])
-def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[Runtime]:
-    mode = request.param
-    root = tmp_path_factory.mktemp(f"aws-{mode}")
-    rt = start(
-        root,
-        "aws_function.handler",
-        ATTACK_SOURCES["aws"],
-        attack_config(mode, root, moto),
-        {"STS_ENDPOINT": moto.endpoint},
-    )
-    rt.mode = mode  # type: ignore[attr-defined]
-    yield rt
-    rt.emulator.close()
+@pytest.fixture(scope="module")
+def runtimes(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[dict[str, Runtime]]:
+    """Every runtime process of this module, started together (each one imports scikit-learn and boto3)."""
+    env = {"STS_ENDPOINT": moto.endpoint}
+    started: dict[str, Runtime] = {}
+    try:
+        for mode in ("enforce", "monitor"):
+            root = tmp_path_factory.mktemp(f"aws-{mode}")
+            started[mode] = start(
+                root, "aws_function.handler", ATTACK_SOURCES["aws"], attack_config(mode, root, moto), env
+            )
+        root = tmp_path_factory.mktemp("aws-example")
+        (root / "scratch").mkdir()
+        overrides = {
+            "runtime": {"tmp_dir": str(root / "scratch")},
+            "forensics": {"ledger": f"jsonl:{root / 'ledger.jsonl'}"},
+        }
+        started["example"] = start(
+            root, "handler.handler", [EXAMPLES / "aws" / "handler.py"], example_config("aws", overrides), {}
+        )
+        for mode in ("enforce",):  # monitor mode with a tampered model: the Azure and GCP tests
+            root = tmp_path_factory.mktemp(f"aws-tampered-{mode}")
+            fn = signed_tampered_function(
+                root, ATTACK_SOURCES["aws"], attack_config(mode, root, moto), ["model.joblib", "aws_function.py"]
+            )
+            emulator = LambdaEmulator()
+            emulator.start_runtime(fn, "aws_function.handler", env)
+            started[f"tampered-{mode}"] = Runtime(root, emulator, Ledger(root / "ledger.jsonl"))
+        yield started
+    finally:
+        for rt in started.values():
+            rt.emulator.close()
+
+
+@pytest.fixture(params=["enforce", "monitor"])
+def runtime(request: pytest.FixtureRequest, runtimes: dict[str, Runtime]) -> Runtime:
+    rt = runtimes[request.param]
+    rt.mode = request.param  # type: ignore[attr-defined]
+    return rt
 
 
 def body(response: dict[str, Any]) -> dict[str, Any]:
@@ -153,17 +180,9 @@ def test_blocked_response_reveals_nothing_internal(runtime: Runtime) -> None:
 
 
 # --- the README example, exactly as published -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    root = tmp_path_factory.mktemp("aws-example")
-    (root / "scratch").mkdir()
-    config = example_config(
-        "aws",
-        {"runtime": {"tmp_dir": str(root / "scratch")}, "forensics": {"ledger": f"jsonl:{root / 'ledger.jsonl'}"}},
-    )
-    rt = start(root, "handler.handler", [EXAMPLES / "aws" / "handler.py"], config, {})
-    yield rt
-    rt.emulator.close()
+@pytest.fixture
+def example(runtimes: dict[str, Runtime]) -> Runtime:
+    return runtimes["example"]
 
 
 def test_example_serves_predictions_without_alerts(example: Runtime) -> None:
@@ -190,3 +209,18 @@ def test_example_refuses_bad_input(example: Runtime, raw: str, status: int) -> N
     assert set(body(response)) == {"error", "request_id"}
     [detection] = alerts(example.ledger.new())
     assert detection["verdict"] == "block" and detection["detector"] == "input-validation"
+
+
+@pytest.mark.parametrize("mode", ["enforce"])
+def test_tampered_model_fails_cold_start(runtimes: dict[str, Runtime], mode: str) -> None:
+    rt = runtimes[f"tampered-{mode}"]
+    if mode == "enforce":  # the function never serves: Lambda reports an init error
+        assert rt.emulator.init_error_event.wait(90), rt.emulator.log.read_text()[-2000:]
+        assert rt.emulator.init_error is not None
+        assert rt.emulator.init_error["errorType"] == "ColdStartIntegrityError"
+        assert "Traceback" not in rt.emulator.init_error["errorMessage"]
+    else:
+        assert rt.call({"action": "noop"})[0]["statusCode"] == 200
+    [event] = [e for e in read_events(rt.root / "ledger.jsonl") if e["event"] == "manifest"]
+    assert event["details"]["changed"] == ["model.joblib"] and event["severity"] == "critical"
+    assert event["verdict"] == ("block" if mode == "enforce" else "alert")

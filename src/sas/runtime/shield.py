@@ -190,6 +190,7 @@ class Shield:
             Verdict.ALLOW,
             {"mode": policy.mode, "snap_start": self.identity.snap_start},
         )
+        self.sink.flush()  # what init found is on record even if no request ever comes
 
     def _activate(self) -> None:
         """Start enforcing: from here on, everything the process does is run time."""

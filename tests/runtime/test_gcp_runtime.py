@@ -1,0 +1,213 @@
+"""The GCP adapter in a real functions-framework server (gunicorn), called over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runtime_harness import (
+    ATTACK_SOURCES,
+    AWS_ENV,
+    EXAMPLES,
+    FunctionsFramework,
+    Ledger,
+    Listener,
+    Moto,
+    alerts,
+    attack_config,
+    example_config,
+    make_function_dir,
+    signed_tampered_function,
+)
+
+
+class Server:
+    def __init__(self, root: Path, server: FunctionsFramework, mode: str) -> None:
+        self.root = root
+        self.server = server
+        self.ledger = Ledger(root / "ledger.jsonl")
+        self.mode = mode
+
+    def call(self, request: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, list[dict[str, Any]]]:
+        status, payload = self.server.post(request, headers)
+        return status, payload, self.ledger.new()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[dict[str, Server]]:
+    """Both modes and the README example, started together (each server imports scikit-learn)."""
+    started: dict[str, Server] = {}
+    for mode in ("enforce", "monitor"):
+        root = tmp_path_factory.mktemp(f"gcp-{mode}")
+        fn = make_function_dir(root / "fn", ATTACK_SOURCES["gcp"], attack_config(mode, root, moto))
+        ff = FunctionsFramework(fn, "gcp_function.py", "attack", env={"STS_ENDPOINT": moto.endpoint}, wait=False)
+        started[mode] = Server(root, ff, mode)
+    root = tmp_path_factory.mktemp("gcp-example")
+    (root / "scratch").mkdir()
+    config = example_config(
+        "gcp",
+        {"runtime": {"tmp_dir": str(root / "scratch")}, "forensics": {"ledger": f"jsonl:{root / 'ledger.jsonl'}"}},
+    )
+    fn = make_function_dir(root / "fn", [EXAMPLES / "gcp" / "main.py"], config)
+    started["example"] = Server(root, FunctionsFramework(fn, "main.py", "predict_http", wait=False), "enforce")
+    try:
+        for each in started.values():
+            each.server.wait()
+        yield started
+    finally:
+        for each in started.values():
+            each.server.close()
+
+
+@pytest.fixture(params=["enforce", "monitor"])
+def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Server:
+    return servers[request.param]
+
+
+def only(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [e for e in events if e["event"] == kind]
+    assert len(found) == 1, events
+    return found[0]
+
+
+def test_benign_predictions_raise_no_alerts(server: Server) -> None:
+    for features in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]):
+        status, payload, events = server.call({"features": features, "sdk": True})
+        assert status == 200 and payload["label"] in {0, 1, 2}
+        assert alerts(events) == []
+        summary = only(events, "invocation")
+        assert summary["platform"] == "gcp" and summary["details"]["sdk_calls"] == ["sts:GetCallerIdentity"]
+        assert summary["client_id"] == "ip:127.0.0.1"
+
+
+def test_egress_outside_allow_list(server: Server, listener: Listener) -> None:
+    before = listener.connections
+    status, payload, events = server.call({"action": "egress", "port": listener.port})
+    event = only(events, "egress")
+    if server.mode == "enforce":
+        assert status == 403 and set(payload) == {"error", "request_id"}
+        assert event["verdict"] == "block" and listener.connections == before
+    else:
+        assert status == 200 and payload == {"egress": "connected"} and event["verdict"] == "alert"
+
+
+def test_subprocess_spawn(server: Server) -> None:
+    status, _payload, events = server.call({"action": "subprocess"})
+    event = only(events, "subprocess")
+    assert (status, event["verdict"]) == ((403, "block") if server.mode == "enforce" else (200, "alert"))
+
+
+def test_write_to_code_directory(server: Server) -> None:
+    target = server.root / "fn" / "injected.py"
+    status, _payload, events = server.call({"action": "write_code"})
+    assert only(events, "file-write")["details"]["path"] == str(target)
+    assert (status, target.exists()) == ((403, False) if server.mode == "enforce" else (200, True))
+
+
+def test_tmp_residue_reported_on_next_invocation(server: Server) -> None:
+    status, _, events = server.call({"action": "tmp_residue", "name": "stash.bin"})
+    assert status == 200 and not [e for e in events if e["event"] == "tmp-residue"]
+    status, _, events = server.call({"action": "noop"})
+    assert only(events, "tmp-residue")["details"]["files"] == ["stash.bin"]
+
+
+def test_unexpected_assume_role(server: Server) -> None:
+    status, payload, events = server.call({"action": "assume_role"})
+    event = only(events, "sdk-call")
+    assert event["details"]["action"] == "sts:AssumeRole"
+    if server.mode == "enforce":
+        assert status == 403 and event["verdict"] == "block"
+    else:
+        assert payload == {"assumed": True} and event["verdict"] == "alert"
+
+
+def test_request_id_from_platform_header(server: Server) -> None:
+    status, payload, events = server.call(b"{broken", headers={"Function-Execution-Id": "exec-42"})
+    detection = only(events, "detection")
+    assert detection["request_id"] == "exec-42"
+    if server.mode == "enforce":
+        assert status == 400 and payload == {"error": "invalid request", "request_id": "exec-42"}
+
+
+# --- the README example, exactly as published -------------------------------------------------------------------
+@pytest.fixture
+def example(servers: dict[str, Server]) -> Server:
+    return servers["example"]
+
+
+def test_example_http_function(example: Server) -> None:
+    status, payload, events = example.call({"features": [5.1, 3.5, 1.4, 0.2]})
+    assert status == 200 and payload == {"label": 0}
+    assert alerts(events) == []
+    status, payload, events = example.call({"features": [5.1, 3.5, 1.4, float("nan")]})
+    assert status == 400 and set(payload) == {"error", "request_id"}
+    status, payload, events = example.call(json.dumps({"features": [1, 2, 3, 4], "pad": "x" * 70_000}).encode())
+    assert status == 413
+
+
+def test_example_cloud_event_function(tmp_path: Path) -> None:
+    """The CloudEvent function through functions-framework's own app (in process)."""
+    from functions_framework import create_app
+
+    (tmp_path / "scratch").mkdir()
+    config = example_config(
+        "gcp",
+        {"runtime": {"tmp_dir": str(tmp_path / "scratch")}, "forensics": {"ledger": f"jsonl:{tmp_path / 'l.jsonl'}"}},
+    )
+    fn = make_function_dir(tmp_path / "fn", [EXAMPLES / "gcp" / "main.py"], config)
+    app = create_app("predict_event", str(fn / "main.py"), "cloudevent")
+    client = app.test_client()
+    headers = {
+        "ce-id": "evt-1",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-specversion": "1.0",
+        "Content-Type": "application/json",
+    }
+    ledger = Ledger(tmp_path / "l.jsonl")
+    good = client.post("/", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers=headers)
+    assert good.status_code == 200
+    events = ledger.new()
+    assert alerts(events) == []
+    summary = only(events, "invocation")
+    assert summary["request_id"] == "evt-1"
+    assert summary["client_id"] == "event-source://pubsub.googleapis.com/projects/p/topics/t"
+    bad = client.post("/", json={"features": [1, 2]}, headers={**headers, "ce-id": "evt-2"})
+    assert bad.status_code == 200  # acknowledged, so the platform does not redeliver it
+    [detection] = alerts(ledger.new())
+    assert detection["request_id"] == "evt-2" and detection["verdict"] == "block"
+    import sys
+
+    sys.modules["main"].shield.close() if "main" in sys.modules else None
+
+
+@pytest.mark.parametrize("mode", ["enforce", "monitor"])
+def test_tampered_model_fails_cold_start(
+    tmp_path: Path, moto: Moto, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """functions-framework loads the function (in process here): in enforce mode the load fails."""
+    from functions_framework import create_app
+    from functions_framework.exceptions import FunctionsFrameworkException
+
+    from sas.runtime import ColdStartIntegrityError
+    from sas.runtime.monitors import audit, cloud_sdk
+
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    fn = signed_tampered_function(
+        tmp_path, ATTACK_SOURCES["gcp"], attack_config(mode, tmp_path, moto), ["model.joblib", "gcp_function.py"]
+    )
+    monkeypatch.syspath_prepend(str(fn))
+    if mode == "enforce":
+        with pytest.raises((ColdStartIntegrityError, FunctionsFrameworkException)):
+            create_app("attack", str(fn / "gcp_function.py"))
+    else:
+        create_app("attack", str(fn / "gcp_function.py"))
+    audit.deactivate()
+    cloud_sdk.deactivate()
+    [event] = [e for e in Ledger(tmp_path / "ledger.jsonl").new() if e["event"] == "manifest"]
+    assert event["details"]["changed"] == ["model.joblib"]
+    assert event["verdict"] == ("block" if mode == "enforce" else "alert")
