@@ -1046,10 +1046,9 @@ class PickleScanner:
                             except UnicodeError:
                                 raise _ParseError("bad UNICODE argument") from None
                             stack.append(text if len(text) <= MAX_STRING else OTHER)
-                        elif op == 0x49 and self.track:
-                            stack.append(_int_arg(line))
                         else:
-                            stack.append(OTHER)
+                            value = _number_arg(op, line)
+                            stack.append(value if self.track else OTHER)
                     else:
                         raise _ParseError(f"invalid opcode 0x{op:02x}")
             except (_ParseError, IndexError, KeyError, ValueError, TypeError) as exc:
@@ -1116,6 +1115,19 @@ def _int_arg(line: bytes | None) -> int:
         return int(line or b"")
     except ValueError:
         raise _ParseError("bad integer argument") from None
+
+
+def _number_arg(op: int, line: bytes) -> object:
+    """Validate a protocol 0 INT, LONG or FLOAT argument as the loader would."""
+    try:
+        if op == 0x46:
+            float(line)
+            return OTHER
+        if op == 0x4C:
+            return int(line[:-1] if line.endswith(b"L") else line)
+        return int(line)
+    except ValueError:
+        raise _ParseError("bad number argument") from None
 
 
 def _latin1(data: bytes) -> bytes:

@@ -1,0 +1,127 @@
+"""Hostile and broken pickle input: always a finding or nothing, never a traceback or a hang."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+
+from sas.scan.models.pickle_scan import scan_stream
+from sas.scan.models.pickle_policy import PicklePolicy
+from sas.taxonomy import Severity
+
+
+def test_truncated_pickle(payloads, scan_file, helpers) -> None:
+    data = pickle.dumps({"w": list(range(100))}, protocol=4)[:-20]
+    result = scan_file("model.pkl", data)
+    assert "SAS-SCAN-001" in helpers.rule_ids(result)
+    assert not result.errors
+
+
+def test_truncated_payload_still_reports_what_was_seen(payloads, analyse) -> None:
+    data = pickle.dumps(payloads.reduce_class(os.system, "id"), protocol=4)
+    report = analyse(data[:-3])  # cut before REDUCE: the import was already seen
+    assert report.error is not None
+    assert report.worst is not None and report.worst >= Severity.HIGH
+
+
+def test_empty_pkl_file(scan_file) -> None:
+    result = scan_file("model.pkl", b"")
+    assert result.findings, "a 0-byte .pkl must be reported"
+    assert {f.rule_id for f in result.findings} == {"SAS-SCAN-003"}
+
+
+def test_text_file_named_pkl(scan_file) -> None:
+    result = scan_file("model.pkl", b"hello, this is not a pickle\nat all\n")
+    assert result.findings
+    assert all(f.severity <= Severity.MEDIUM for f in result.findings)
+
+
+def test_sniffing_evasion_prefix_is_still_analysed(scan_file) -> None:
+    # "N0" (push None, pop) before the payload defeats magic-byte sniffing; the .pkl name still gets it read.
+    result = scan_file("model.pkl", b"N0cos\nsystem\n(S'id'\ntR.")
+    assert result.worst() == Severity.CRITICAL
+
+
+def test_random_bytes_named_joblib(scan_file) -> None:
+    result = scan_file("model.joblib", bytes(range(256)) * 40)
+    assert result.findings
+    assert not result.errors
+
+
+def test_declared_length_beyond_end(analyse) -> None:
+    report = analyse(b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"abc")
+    assert report.error is not None and "truncated" in report.error
+
+
+def test_deep_nesting_of_marks(analyse) -> None:
+    data = b"\x80\x04" + b"(" * 200_000 + b"l" * 200_000 + b"."
+    report = analyse(data)
+    assert report.error is None
+    assert report.pickles == 1
+
+
+def test_huge_flat_stack_is_bounded(analyse) -> None:
+    data = b"\x80\x04" + b"N" * 3_000_000 + b"\x93)R."
+    report = analyse(data)
+    assert report.worst is not None and report.worst >= Severity.HIGH
+
+
+def test_unsupported_protocol(analyse) -> None:
+    report = analyse(b"\x80\x09N.")
+    assert report.error is not None
+
+
+def test_malformed_text_arguments(analyse) -> None:
+    for data in (b"I12x\n.", b"S'unterminated\n.", b"g999\n.", b"p-1\n.", b"cos\nsys"):
+        report = analyse(data)
+        assert report.error is not None
+
+
+def test_big_bytes_payload_is_skipped_not_held() -> None:
+    class Counting(io.RawIOBase):
+        """20 MB pickle generated on the fly: a single BINBYTES8 payload."""
+
+        def __init__(self) -> None:
+            size = 20 << 20
+            self.parts = [b"\x80\x04\x8e" + size.to_bytes(8, "little")]
+            self.left = size
+            self.tail = b"\x85."
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+            if self.parts:
+                data = self.parts.pop()
+            elif self.left:
+                data = b"\0" * min(len(buffer), self.left)
+                self.left -= len(data)
+            else:
+                data, self.tail = self.tail, b""
+            n = min(len(buffer), len(data))
+            buffer[:n] = data[:n]
+            return n
+
+    report = scan_stream(io.BufferedReader(Counting()), PicklePolicy())
+    assert report.error is None and report.pickles == 1
+
+
+def test_nested_archives(payloads, tmp_path) -> None:
+    from sas.scan.engine import scan
+
+    evil = pickle.dumps(payloads.reduce_class(os.system, "id"))
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("python/models/model.sav")
+        info.size = len(evil)
+        tar.addfile(info, io.BytesIO(evil))
+    zip_path = tmp_path / "function.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("layer.tar.gz", tar_buf.getvalue())
+    result = scan(zip_path)
+    critical = [f for f in result.findings if f.severity == Severity.CRITICAL]
+    assert critical
+    assert critical[0].location.path.startswith("function.zip!layer.tar.gz!")
