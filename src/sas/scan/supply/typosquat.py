@@ -186,9 +186,11 @@ class TyposquatIndex:
 
 
 def _adds_a_segment(a: str, b: str) -> bool:
-    """One name is the other plus a whole ``-``-separated segment (``tomli-w``, ``flask-cors``): a plug-in or
-    companion naming habit, not a typing slip."""
-    return a.startswith(b + "-") or a.endswith("-" + b) or b.startswith(a + "-") or b.endswith("-" + a)
+    """One name is the other plus a whole ``-``-separated segment (``tomli-w``, ``flask-cors``) or one leading
+    letter (``umsgpack``, ``isympy``, ``ubjson``): companion naming habits, not typing slips."""
+    if a.startswith(b + "-") or a.endswith("-" + b) or b.startswith(a + "-") or b.endswith("-" + a):
+        return True
+    return (len(a) == len(b) + 1 and a[1:] == b) or (len(b) == len(a) + 1 and b[1:] == a)
 
 
 def load_names(resource: str = "popular_packages.txt") -> list[str]:
@@ -341,6 +343,20 @@ _COMMON_MODULE_NAMES = frozenset(
 )
 
 
+def _import_name(dist: str) -> str:
+    """The usual import name of a distribution: affixes such as ``-py``/``python-`` dropped (``absl-py``)."""
+    n = normalize(dist)
+    for prefix in _SEPARATED_PREFIXES:
+        if n.startswith(prefix) and len(n) - len(prefix) >= 3:
+            n = n[len(prefix) :]
+            break
+    for suffix in _SEPARATED_SUFFIXES:
+        if n.endswith(suffix) and len(n) - len(suffix) >= 3:
+            n = n[: -len(suffix)]
+            break
+    return n.replace("-", "_")
+
+
 @cache
 def import_index() -> TyposquatIndex:
     """An index over well-known *import* names, for importable packages found without any metadata.
@@ -349,6 +365,7 @@ def import_index() -> TyposquatIndex:
     name; everything on the distribution list is exempt, and so are common names of a function's own modules.
     """
     dists = load_names()
-    targets = list(IMPORT_NAMES) + [n.replace("-", "_") for n in dists[:300]]
-    exempt = frozenset(n.replace("-", "_") for n in dists) | _COMMON_MODULE_NAMES
+    imports = [_import_name(n) for n in dists]
+    targets = list(IMPORT_NAMES) + imports[:300]
+    exempt = frozenset(imports) | frozenset(n.replace("-", "_") for n in dists) | _COMMON_MODULE_NAMES
     return TyposquatIndex(targets, exempt)
