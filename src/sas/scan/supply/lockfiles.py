@@ -101,9 +101,14 @@ def _pyproject(data: Mapping[str, Any], text: str, m: Manifest) -> None:
             if name.lower() == "python":
                 continue
             m.dependencies.append(_poetry_dependency(name, spec, text, m.path, poetry_anchor))
+    primary = False
     for source in poetry.get("source", []) or []:
         if isinstance(source, Mapping) and isinstance(source.get("url"), str):
             m.sources.append((str(source.get("name", "")), source["url"], line_of(text, source["url"])))
+            primary = primary or source.get("priority", "primary") in ("primary", "default") or source.get("default")
+    if poetry.get("source") and not primary:
+        # Poetry keeps PyPI as the primary source unless a source is primary (or the old "default")
+        m.sources.append(("pypi (implicit)", PYPI_SIMPLE, 0))
     uv = _table(tool.get("uv"))
     for index in uv.get("index", []) or []:
         if isinstance(index, Mapping) and isinstance(index.get("url"), str):
