@@ -105,7 +105,9 @@ def _pyproject(data: Mapping[str, Any], text: str, m: Manifest) -> None:
     for source in poetry.get("source", []) or []:
         if isinstance(source, Mapping) and isinstance(source.get("url"), str):
             m.sources.append((str(source.get("name", "")), source["url"], line_of(text, source["url"])))
-            primary = primary or source.get("priority", "primary") in ("primary", "default") or source.get("default")
+            primary = (
+                primary or source.get("priority", "primary") in ("primary", "default") or bool(source.get("default"))
+            )
     if poetry.get("source") and not primary:
         # Poetry keeps PyPI as the primary source unless a source is primary (or the old "default")
         m.sources.append(("pypi (implicit)", PYPI_SIMPLE, 0))
