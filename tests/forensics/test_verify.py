@@ -277,3 +277,12 @@ def test_resigned_anchor_from_another_key_is_bad_signature(built: Built, tmp_pat
     store.close()
     report = check(path, built, anchor_path)
     assert report.tampered and report.kinds == ("bad-signature",)
+
+
+def test_parallel_leaf_hashing_equals_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sas.events.merkle import leaf_hashes
+    from sas.forensics import hashing
+
+    logs = [[f"entry {i} of {j}".encode() for i in range(n)] for j, n in enumerate((1500, 7, 2600, 0))]
+    monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)
+    assert hashing.hash_logs(logs) == [leaf_hashes(x) for x in logs]

@@ -26,7 +26,8 @@ from sas.errors import InputError
 from sas.events.anchor import AnchorStore
 from sas.events.canonical import decode_entry, dumps, entry_origin_seq
 from sas.events.checkpoint import NoteError, SignedCheckpoint, VerifierKey, parse_checkpoint
-from sas.events.merkle import Frontier, leaf_hashes, root
+from sas.events.merkle import Frontier, root
+from sas.forensics.hashing import hash_logs
 from sas.forensics.ledger import DROPPED_EVENTS, Ledger, StoredLog
 
 TAMPERING_KINDS = ("modified", "deleted", "inserted", "reordered", "truncated", "forked", "bad-signature")
@@ -270,7 +271,7 @@ def _fast_path(log: StoredLog, result: _LogResult, extra_sizes: Sequence[int]) -
 
     Roots at ``extra_sizes`` (the anchor's) are computed on the way, so no second pass over the leaves.
     """
-    hashes = result.hashes = leaf_hashes(log.entries)
+    hashes = result.hashes
     n = len(hashes)
     frontier = Frontier()
     wanted = sorted({s for s in extra_sizes if 0 < s <= n})
@@ -480,11 +481,12 @@ def _modified(
     )
 
 
-def _verify_log(ctx: _Context, log: StoredLog, keys: Sequence[VerifierKey], extra_sizes: Sequence[int]) -> _LogResult:
-    result = _LogResult()
+def _verify_log(
+    ctx: _Context, log: StoredLog, keys: Sequence[VerifierKey], extra_sizes: Sequence[int], hashes: list[bytes]
+) -> _LogResult:
+    result = _LogResult(hashes=hashes)
     _check_signatures(log, keys, result)
     if any(p.kind == "forked" for p in result.problems):
-        result.hashes = leaf_hashes(log.entries)
         return result
     mismatch = _fast_path(log, result, extra_sizes)
     if mismatch is None:
@@ -603,9 +605,11 @@ def verify_ledger(
     for origin, text in anchor_notes:
         with contextlib.suppress(NoteError):
             anchor_sizes.setdefault(origin, []).append(parse_checkpoint(text).checkpoint.size)
-    for origin in sorted(ledger.logs):
+    origins = sorted(ledger.logs)
+    all_hashes = hash_logs([ledger.logs[o].entries for o in origins])
+    for origin, hashes in zip(origins, all_hashes, strict=True):
         log = ledger.logs[origin]
-        result = results[origin] = _verify_log(ctx, log, trusted, anchor_sizes.get(origin, []))
+        result = results[origin] = _verify_log(ctx, log, trusted, anchor_sizes.get(origin, []), hashes)
         problems.extend(result.problems)
         if not result.good and log.entries:
             if not any(p.kind == "bad-signature" for p in result.problems):
