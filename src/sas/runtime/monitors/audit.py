@@ -50,6 +50,10 @@ class PolicyViolation(PermissionError):
     """Raised into the offending code in enforce mode. The message names the rule, never the policy."""
 
 
+class HookRefused(RuntimeError):
+    """Refuses a new audit hook: CPython drops the hook silently for a RuntimeError and nothing else."""
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """What the hook saw; the Shield turns it into a runtime event."""
@@ -337,11 +341,13 @@ class AuditPolicy:
     # --- processes ----------------------------------------------------------------------------------
     def _check_spawn(self, event: str, args: tuple[Any, ...]) -> None:
         self.spawned += 1
+        if not self.policy.allow_subprocess:
+            self.violate(
+                "subprocess", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"operation": event, **_argv(event, args)}
+            )
         if event == "subprocess.Popen":
+            # set only once the spawn is let through, so a blocked Popen cannot excuse a direct fork_exec
             _LOCAL.popen_seen = True
-        if self.policy.allow_subprocess:
-            return
-        self.violate("subprocess", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"operation": event, **_argv(event, args)})
 
     def direct_fork_exec(self, args: tuple[Any, ...]) -> None:
         if getattr(_LOCAL, "popen_seen", False):
@@ -416,7 +422,11 @@ class AuditPolicy:
         elif event == "pickle.find_class":
             self._check_pickle(args)
         elif event == "sys.addaudithook":
-            self.violate("audit-hook", Threat.RUNTIME_COMPROMISE, Severity.MEDIUM, {"operation": event})
+            try:
+                self.violate("audit-hook", Threat.RUNTIME_COMPROMISE, Severity.MEDIUM, {"operation": event})
+            except PolicyViolation:
+                # only a RuntimeError stops sys.addaudithook (which then returns quietly without the hook)
+                raise HookRefused("blocked by runtime policy: audit-hook") from None
 
     def violate(self, kind: str, threat: Threat, severity: Severity, details: Mapping[str, Any]) -> None:
         self.report(Violation(kind, threat, severity, details))

@@ -1,0 +1,61 @@
+"""Input validation: size, JSON, and the feature schema."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sas.runtime.detectors.input_validation import SchemaError, validate_features
+from sas.runtime.policy import InputSchema
+
+SCHEMA = InputSchema(field="features", shape=(-1, 3), dtype="number", min=(0.0,), max=(10.0, 10.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"features": [[1, 2, 0.5]]},
+        {"features": [[1, 2, 0.5], [0, 0, 0]]},
+    ],
+)
+def test_valid_features(data: object) -> None:
+    validate_features(data, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"features": [[1, 2]]}, "shape"),
+        ({"features": [1, 2, 3]}, "nested"),
+        ({"features": [[1, 2, 0.5], [1, 2]]}, "ragged"),
+        ({"features": [[1, 2, math.nan]]}, "NaN"),
+        ({"features": [[1, 2, math.inf]]}, "NaN"),
+        ({"features": [[1, 2, True]]}, "not a number"),
+        ({"features": [[1, "2", 0.5]]}, "not a number"),
+        ({"features": [[1, 2, 0.9], [1, 2, 5]]}, "above"),
+        ({"features": [[-1, 2, 0.5]]}, "below"),
+        ({"other": []}, "missing"),
+        ([1, 2, 3], "missing"),
+    ],
+)
+def test_invalid_features(data: object, problem: str) -> None:
+    with pytest.raises(SchemaError, match=problem):
+        validate_features(data, SCHEMA)
+
+
+def test_integer_dtype_and_fixed_shape() -> None:
+    schema = InputSchema(field="", shape=(2,), dtype="int")
+    validate_features([1, 2], schema)
+    with pytest.raises(SchemaError):
+        validate_features([1, 2.5], schema)
+    with pytest.raises(SchemaError):
+        validate_features([1, 2, 3], schema)
+
+
+def test_deeply_nested_input_is_refused_not_a_crash() -> None:
+    deep: object = 1.0
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises((SchemaError, RecursionError)):
+        validate_features({"features": deep}, SCHEMA)
