@@ -55,13 +55,11 @@ def build_http_context(shield: Shield, request: Any) -> RequestContext:
     else:
         body = request.get_data(cache=True) or b""
         size = len(body)
-    on_gcp = bool(shield.env.get("K_SERVICE") or shield.env.get("FUNCTION_TARGET"))
-    ip = client_ip(
-        "" if on_gcp else str(request.remote_addr or ""),
-        headers.get("x-forwarded-for", ""),
-        policy.trusted_proxies,
-        platform_appends=on_gcp,
-    )
+    # On Cloud Functions/Run the peer is Google's front end, which appends the client to X-Forwarded-For.
+    forwarded = headers.get("x-forwarded-for", "")
+    behind_gfe = bool(shield.env.get("K_SERVICE")) and bool(forwarded)
+    peer = "" if behind_gfe else str(request.remote_addr or "")
+    ip = client_ip(peer, forwarded, policy.trusted_proxies, platform_appends=behind_gfe)
     principal = _principal(headers) if policy.trust_identity_headers else ""
     client, source = client_identity(policy, principal=principal, source_ip=ip)
     trace = headers.get("x-cloud-trace-context", "").split("/", 1)[0]
