@@ -14,7 +14,9 @@ def _kinds(source: str) -> list[str]:
 
 BAD = {
     "exec-b64": "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n",
-    "exec-through-variable": "import base64, zlib\np = zlib.decompress(base64.b64decode(b'eJw='))\ncode = p\nexec(code)\n",
+    "exec-through-variable": (
+        "import base64, zlib\np = zlib.decompress(base64.b64decode(b'eJw='))\ncode = p\nexec(code)\n"
+    ),
     "eval-hex": "eval(bytes.fromhex('7072696e742831290a').decode())\n",
     "compile-rot13": "import codecs\nexec(compile(codecs.decode('cevag(1)', 'rot13'), '<x>', 'exec'))\n",
     "marshal-function": (
