@@ -1211,6 +1211,8 @@ def scan_bytes(data: bytes, policy: PicklePolicy, *, nesting: int = 0, torch_con
         from sas.scan.models import torch_scan
 
         return torch_scan.scan_zip_bytes(data, policy, nesting=nesting)
+    if data.startswith(LEGACY_TORCH_MAGIC):
+        return scan_stream(io.BytesIO(data), policy, torch_context=True, max_pickles=5, nesting=nesting)
     return scan_stream(io.BytesIO(data), policy, torch_context=torch_context, nesting=nesting)
 
 

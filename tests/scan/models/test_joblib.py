@@ -1,0 +1,82 @@
+"""joblib files, plain and compressed with every compressor joblib offers, through the whole engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sas.scan.engine import scan
+from sas.taxonomy import Severity
+
+COMPRESSORS = ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"]
+X, Y = make_classification(n_samples=60, n_features=5, random_state=1)
+PIPELINE = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, Y)
+
+
+class Payload:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, ("echo pwned",)
+
+
+@pytest.mark.parametrize("compressor", COMPRESSORS)
+def test_compressed_benign_pipeline(tmp_path: Path, compressor: str) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump(
+        {"model": PIPELINE, "features": np.arange(5.0), "names": np.array(["a", 1], dtype=object)},
+        path,
+        compress=(compressor, 3),
+    )
+    result = scan(path)
+    assert not [f for f in result.findings if f.severity >= Severity.HIGH], result.findings
+    assert result.findings == ()
+    assert [c.format for c in result.components] == ["joblib"]
+    assert "![" in result.components[0].path  # the decompressed stream, e.g. model.joblib![zlib]
+
+
+@pytest.mark.parametrize("compressor", COMPRESSORS)
+def test_compressed_malicious_object(tmp_path: Path, compressor: str) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump({"model": PIPELINE, "weights": np.ones(1000), "x": Payload()}, path, compress=(compressor, 3))
+    result = scan(path)
+    assert result.worst() == Severity.CRITICAL, result.findings
+
+
+@pytest.mark.parametrize("compressor", ["zlib", "lz4"])
+def test_compressed_file_with_any_name(tmp_path: Path, compressor: str) -> None:
+    path = tmp_path / "weights.dat"
+    joblib.dump(Payload(), path, compress=(compressor, 3))
+    assert scan(path).worst() == Severity.CRITICAL
+
+
+def test_payload_after_inline_arrays_is_found(tmp_path: Path) -> None:
+    # Raw array bytes sit inline in the stream; the analyzer must skip them exactly to reach what follows.
+    path = tmp_path / "m.joblib"
+    arrays = [np.arange(n, dtype=dt) for n, dt in ((1000, "f8"), (77, "i2"), (5, "u1"), (3, "c16"))]
+    joblib.dump([*arrays, np.array(["abc", "de"]), np.zeros((4, 3), order="F"), Payload()], path)
+    assert scan(path).worst() == Severity.CRITICAL
+
+
+def test_payload_inside_object_array(tmp_path: Path) -> None:
+    # Object arrays are written by joblib as a nested pickle inside the outer stream.
+    path = tmp_path / "m.joblib"
+    obj = np.empty(2, dtype=object)
+    obj[0] = "fine"
+    obj[1] = Payload()
+    joblib.dump({"a": np.arange(10.0), "obj": obj, "b": np.arange(3)}, path)
+    assert scan(path).worst() == Severity.CRITICAL
+
+
+def test_uncompressed_pipeline_has_no_finding(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump(PIPELINE, path)
+    result = scan(path)
+    assert result.findings == ()
+    assert result.components[0].format == "joblib"
