@@ -377,12 +377,14 @@ PAIRS: list[tuple[str, str, str, str]] = [
         "SAS-CODE-012",
         '''
         SIGNING_KEY = """-----BEGIN RSA PRIVATE KEY-----
-        MIIEowIBAAKCAQEA
+        MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw
         -----END RSA PRIVATE KEY-----"""
+        INLINE = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\\n"
         ''',
         """
         import os
         SIGNING_KEY = os.environ["SIGNING_KEY_PEM"]
+        PEM_HEADER = "-----BEGIN OPENSSH PRIVATE KEY-----"  # what a key parser compares against
         """,
     ),
     (
@@ -607,6 +609,29 @@ def test_local_shadow_of_global_is_not_cache() -> None:
         """
     )
     assert "SAS-CODE-009" not in found
+
+
+def test_private_key_inline_escapes_found_twice() -> None:
+    found = _rules(
+        '''
+        A = """-----BEGIN RSA PRIVATE KEY-----
+        MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw
+        -----END RSA PRIVATE KEY-----"""
+        B = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\\n"
+        '''
+    )
+    assert len(found["SAS-CODE-012"]) == 2
+
+
+def test_pytest_request_fixture_is_not_a_source() -> None:
+    found = _rules(
+        """
+        import subprocess
+        def test_cli(request):
+            subprocess.run(["tool", request.param])
+        """
+    )
+    assert "SAS-CODE-003" not in found
 
 
 def test_secret_evidence_is_redacted() -> None:

@@ -32,7 +32,9 @@ from sas.taxonomy import Severity
 
 # ---------------------------------------------------------------- vocabularies
 
-EVENT_PARAM_NAMES = frozenset({"event", "evt", "payload", "body", "cloud_event", "cloudevent", "raw_event"})
+# parameter names that mark request data in any function (a helper the handler passes its event to);
+# "body" and "payload" are too common in library code to mean that on their own
+EVENT_PARAM_NAMES = frozenset({"event", "evt", "cloud_event", "cloudevent", "raw_event"})
 REQUEST_PARAM_NAMES = frozenset({"request", "req", "http_request", "httprequest"})
 CONTEXT_PARAM_NAMES = frozenset({"context", "ctx", "_context", "_ctx", "lambda_context", "_lambda_context"})
 TAINT_ANNOTATIONS = (
@@ -429,6 +431,8 @@ def entry_sources(fn: ast.FunctionDef | ast.AsyncFunctionDef, info: ModuleInfo) 
     if positional and (fn.name in ("handler", "lambda_handler") or fn.name.endswith("_handler")):
         tainted.add(positional[0])
         whole.add(positional[0])
+    if fn.name.startswith("test_") or any("fixture" in _evidence(d) for d in fn.decorator_list):
+        return tainted, whole  # pytest's `request` fixture is not an HTTP request
     for name in names:
         lowered = name.lower()
         if lowered in EVENT_PARAM_NAMES or lowered in REQUEST_PARAM_NAMES:

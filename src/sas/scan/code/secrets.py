@@ -21,7 +21,11 @@ TOKEN_PATTERNS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "private key",
         ("PRIVATE KEY",),
-        re.compile(r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"),
+        # the header alone is what key parsers compare against; a leaked key has its base64 body after it
+        re.compile(
+            r"-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:\s|\\n|\\r|[A-Za-z-]+: [^\n]*\n)*[A-Za-z0-9+/=]{40,}"
+        ),
     ),
     (
         "GitHub token",
