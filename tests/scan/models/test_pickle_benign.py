@@ -124,7 +124,7 @@ def test_standard_library_values(analyse) -> None:
         "dd": collections.defaultdict(list),
         "dq": collections.deque([1]),
         "c": collections.Counter("abc"),
-        "dt": datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
+        "dt": datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC),
         "d": datetime.date(2024, 1, 2),
         "td": datetime.timedelta(1),
         "dec": decimal.Decimal("1.5"),

@@ -8,8 +8,8 @@ import pickle
 import tarfile
 import zipfile
 
-from sas.scan.models.pickle_scan import scan_stream
 from sas.scan.models.pickle_policy import PicklePolicy
+from sas.scan.models.pickle_scan import scan_stream
 from sas.taxonomy import Severity
 
 
