@@ -696,6 +696,54 @@ def test_syntax_error_in_function_code_through_engine(tmp_path: Path) -> None:
     assert [(f.rule_id, f.location.path) for f in result.findings] == [("SAS-SCAN-002", "handler.py")]
 
 
+class _Payload:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, ("echo owned",)
+
+
+@pytest.mark.parametrize("container", ["", "torch"])
+def test_loader_of_unsafe_model_is_raised_to_model_severity(tmp_path: Path, container: str) -> None:
+    import pickle
+    import zipfile
+
+    (tmp_path / "model").mkdir()
+    if container == "torch":  # the model scanner reports inside the archive: model.pt!archive/data.pkl
+        with zipfile.ZipFile(tmp_path / "model" / "model.pt", "w") as zf:
+            zf.writestr("archive/data.pkl", pickle.dumps(_Payload()))
+            zf.writestr("archive/version", "3\n")
+        name = "model.pt"
+    else:
+        (tmp_path / "model" / "model.pkl").write_bytes(pickle.dumps(_Payload()))
+        name = "model.pkl"
+    _write(
+        tmp_path,
+        "app.py",
+        f"""
+        import os, pickle
+        from pathlib import Path
+        MODEL_PATH = Path(os.environ.get("MODEL_PATH", Path(__file__).parent / "model" / "{name}"))
+        MODEL = pickle.load(open(MODEL_PATH, "rb"))
+        """,
+    )
+    result = scan(tmp_path)
+    loads = [f for f in result.findings if f.rule_id == "SAS-CODE-002"]
+    model = [f for f in result.findings if f.location.path.startswith(f"model/{name}") and f.severity >= Severity.HIGH]
+    assert model, "the model scanner should report the os.system payload"
+    assert loads[0].severity is max(f.severity for f in model)
+    assert f"model/{name}" in loads[0].message
+
+
+def test_loader_of_benign_model_stays_low(tmp_path: Path) -> None:
+    import pickle
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    _write(tmp_path, "app.py", "import pickle\nMODEL = pickle.load(open('model.pkl', 'rb'))\n")
+    loads = [f for f in scan(tmp_path).findings if f.rule_id == "SAS-CODE-002"]
+    assert [f.severity for f in loads] == [Severity.LOW]
+
+
 def test_python_script_without_extension_is_checked(tmp_path: Path) -> None:
     _write(tmp_path, "bootstrap", "#!/usr/bin/env python3\nimport os\nos.system(os.environ['X'] + ' run')\n")
     result = scan(tmp_path)

@@ -17,15 +17,16 @@ import re
 import warnings
 import zlib
 from collections import OrderedDict
+from dataclasses import replace
 
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.code.checks import Hit, check_text, check_tree
-from sas.scan.code.rules import SECRET_ASSIGNMENT, SECRET_TOKEN
+from sas.scan.code.rules import DESERIALIZE_FILE, SECRET_ASSIGNMENT, SECRET_TOKEN
 from sas.scan.context import ScanContext
 from sas.scan.findings import Finding, Location, make_finding
 from sas.scan.rules import INCOMPLETE_FILE
-from sas.taxonomy import Severity
+from sas.taxonomy import Category, Severity
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024  # hand-written handler code is far smaller; generated blobs are not handlers
 PENDING_BUDGET = 32 * 1024 * 1024  # compressed bytes of sources waiting for the end of the walk
@@ -41,8 +42,16 @@ def is_vendored_path(inner_path: str) -> bool:
     return bool(_VENDORED.search(inner_path))
 
 
+Linked = tuple[Finding, tuple[str, ...]]  # a finding and the file names its loader call reads
+
+
 def check_source(source: bytes, path: str) -> list[Finding]:
     """Every handler-code finding for one Python file; a file that cannot be parsed is itself a finding."""
+    return [finding for finding, _ in analyse_source(source, path)]
+
+
+def analyse_source(source: bytes, path: str) -> list[Linked]:
+    """:func:`check_source`, with the literal file names each model-loading call reads."""
     hits: list[Hit] = []
     try:
         text = source.decode("utf-8")
@@ -67,26 +76,65 @@ def check_source(source: bytes, path: str) -> list[Finding]:
     return _findings(hits, path)
 
 
-def _findings(hits: list[Hit], path: str) -> list[Finding]:
+def _findings(hits: list[Hit], path: str) -> list[Linked]:
     return [
-        make_finding(
-            h.rule,
-            Location(path, h.line or None, h.column or None),
-            h.message,
-            evidence=h.evidence,
-            severity=h.severity,
+        (
+            make_finding(
+                h.rule,
+                Location(path, h.line or None, h.column or None),
+                h.message,
+                evidence=h.evidence,
+                severity=h.severity,
+            ),
+            h.files,
         )
         for h in sorted(hits, key=lambda h: (h.line, h.column, h.rule.id))
     ]
 
 
-def _unparseable(path: str, message: str, line: int | None) -> Finding:
-    return make_finding(
+def _unparseable(path: str, message: str, line: int | None) -> Linked:
+    finding = make_finding(
         INCOMPLETE_FILE,
         Location(path, line),
         f"{message}; the handler-code rules could not check this file",
         evidence=message,
     )
+    return finding, ()
+
+
+def _container(path: str) -> str:
+    return path.rsplit("!", 1)[0] + "!" if "!" in path else ""
+
+
+def link_model_loads(linked: list[Linked], known: list[Finding]) -> list[Finding]:
+    """Raise a model-loading call to the severity of what this scan found in the file it loads.
+
+    ``pickle.load(open("model/model.pkl"))`` is routine (low) until the model scanner reports that
+    ``model/model.pkl`` runs ``os.system``: then the handler is what executes it at every cold start.
+    """
+    unsafe: dict[tuple[str, str], Finding] = {}
+    for finding in known:
+        if finding.severity < Severity.HIGH or finding.category is not Category.MODEL:
+            continue
+        # a finding inside a model container (model.pt!archive/data.pkl) belongs to the outer file too
+        segments = finding.location.path.split("!")
+        for depth in range(len(segments)):
+            container = "!".join(segments[:depth]) + "!" if depth else ""
+            key = (container, segments[depth].rsplit("/", 1)[-1])
+            if key not in unsafe or finding.severity > unsafe[key].severity:
+                unsafe[key] = finding
+    out: list[Finding] = []
+    for finding, files in linked:
+        model = next((unsafe[k] for f in files if (k := (_container(finding.location.path), f)) in unsafe), None)
+        if finding.rule_id != DESERIALIZE_FILE.id or model is None:
+            out.append(finding)
+            continue
+        message = (
+            f"{finding.message.split(';', 1)[0]}; it loads {model.location.path}, which this scan found unsafe "
+            f"({model.rule_id}: {model.message})"
+        )
+        out.append(replace(finding, severity=model.severity, message=message[:600]))
+    return out
 
 
 class HandlerCodeAnalyzer(Analyzer):
@@ -96,7 +144,7 @@ class HandlerCodeAnalyzer(Analyzer):
         self._vendored: set[str] = set()
         self._pending: OrderedDict[str, bytes] = OrderedDict()
         self._pending_bytes = 0
-        self._early: dict[str, list[Finding]] = {}
+        self._early: dict[str, list[Linked]] = {}
 
     def claims(self, file: VirtualFile) -> bool:
         name = file.name
@@ -134,7 +182,7 @@ class HandlerCodeAnalyzer(Analyzer):
         while self._pending_bytes > PENDING_BUDGET and self._pending:
             path, early = self._pending.popitem(last=False)
             self._pending_bytes -= len(early)
-            self._early[path] = check_source(zlib.decompress(early), path)
+            self._early[path] = analyse_source(zlib.decompress(early), path)
         return False
 
     def _read_record(self, file: VirtualFile, ctx: ScanContext) -> None:
@@ -153,15 +201,15 @@ class HandlerCodeAnalyzer(Analyzer):
         del ctx  # the supply-chain analyzer reports RECORD problems
 
     def finish(self, ctx: ScanContext) -> None:
-        for path, findings in self._early.items():
+        linked: list[Linked] = []
+        for path, early in self._early.items():
             if path not in self._vendored:
-                for finding in findings:
-                    ctx.add(finding)
-        for path, source in self._pending.items():
-            if path in self._vendored:
-                continue
-            for finding in check_source(zlib.decompress(source), path):
-                ctx.add(finding)
+                linked.extend(early)
+        for path, packed in self._pending.items():
+            if path not in self._vendored:
+                linked.extend(analyse_source(zlib.decompress(packed), path))
+        for finding in link_model_loads(linked, ctx.findings):
+            ctx.add(finding)
         self._pending.clear()
         self._early.clear()
         self._pending_bytes = 0

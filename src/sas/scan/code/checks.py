@@ -254,6 +254,7 @@ class Hit:
     message: str
     evidence: str
     severity: Severity | None = None
+    files: tuple[str, ...] = ()  # file names a loader call reads, for linking it to the scanned model file
 
 
 @dataclass
@@ -262,6 +263,7 @@ class ModuleInfo:
     mutable_globals: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)  # module-level HTTP client objects
     request_globals: set[str] = field(default_factory=set)  # names bound to flask.request and the like
+    values: dict[str, ast.expr] = field(default_factory=dict)  # module-level NAME = expression
 
 
 def _evidence(node: ast.AST, limit: int = 200) -> str:
@@ -313,6 +315,8 @@ def _module_info(tree: ast.Module, nodes: Iterable[ast.AST]) -> ModuleInfo:
         if value is None:
             continue
         names = [t.id for t in targets if isinstance(t, ast.Name)]
+        for name in names:
+            info.values[name] = value
         if _is_mutable(value, info.aliases):
             info.mutable_globals.update(names)
         if isinstance(value, ast.Call) and qualname(value.func, info.aliases) in CLIENT_FACTORIES:
@@ -618,12 +622,30 @@ class Checker:
         self.hits: list[Hit] = []
         self._seen: set[tuple[str, int, int]] = set()
 
-    def hit(self, rule: Rule, node: ast.AST, message: str, *, severity: Severity | None = None) -> None:
+    def hit(
+        self, rule: Rule, node: ast.AST, message: str, *, severity: Severity | None = None, files: tuple[str, ...] = ()
+    ) -> None:
         line, col = getattr(node, "lineno", 0), getattr(node, "col_offset", 0) + 1
         if (rule.id, line, col) in self._seen:
             return
         self._seen.add((rule.id, line, col))
-        self.hits.append(Hit(rule, line, col, message, _evidence(node), severity))
+        self.hits.append(Hit(rule, line, col, message, _evidence(node), severity, files))
+
+    def _file_names(self, node: ast.Call) -> tuple[str, ...]:
+        """Literal file names in a loader call's path argument, through module-level constants (MODEL_PATH)."""
+        out: list[str] = []
+        todo: list[tuple[ast.AST, int]] = [(a, 0) for a in node.args[:1]]
+        todo += [(k.value, 0) for k in node.keywords if k.arg in PATH_KEYWORDS or k.arg == "f"]
+        while todo:
+            expr, depth = todo.pop()
+            for sub in ast.walk(expr):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    base = sub.value.rstrip("/").rsplit("/", 1)[-1]
+                    if "." in base.strip(".") and len(base) < 256 and " " not in base:
+                        out.append(base)
+                elif isinstance(sub, ast.Name) and sub.id in self.info.values and depth < 3:
+                    todo.append((self.info.values[sub.id], depth + 1))
+        return tuple(dict.fromkeys(out))
 
     def run(self) -> list[Hit]:
         module_taint = Taint(self.scopes, self.info, ())
@@ -762,6 +784,7 @@ class Checker:
                 node,
                 f"{qual} can run code from what it loads{note}; make sure the file is scanned (sas scan checks model "
                 f"files) and pinned (sas manifest)",
+                files=self._file_names(node),
             )
 
     def _shell(self, node: ast.Call, qual: str, taint: Taint) -> None:
