@@ -634,6 +634,11 @@ def test_pytest_request_fixture_is_not_a_source() -> None:
     assert "SAS-CODE-003" not in found
 
 
+def test_aws_secret_access_key_by_name_is_high() -> None:
+    found = _rules('AWS_SECRET_ACCESS_KEY = "q8Vd3n+1fUQe0LrS7XkT2mB9wYcJ4hZpG6aN5oEi"\n')
+    assert [f.severity for f in found["SAS-CODE-012"]] == [Severity.HIGH] and "SAS-CODE-013" not in found
+
+
 def test_secret_evidence_is_redacted() -> None:
     findings = _check('KEY = "AKIA2E0A8F3B244C9986"\n')
     assert findings and "AKIA2E0A8F3B244C9986" not in findings[0].evidence + findings[0].message

@@ -908,7 +908,10 @@ def check_tree(tree: ast.Module, path: str) -> list[Hit]:
     checker = Checker(tree, path)
     hits = checker.run()
     for s in secrets.named_hits(all_nodes(checker.scopes)):
-        hits.append(Hit(R.SECRET_ASSIGNMENT, s.line, s.column, f"{s.label} looks like a real secret", s.redacted))
+        if s.named:
+            hits.append(Hit(R.SECRET_ASSIGNMENT, s.line, s.column, f"{s.label} looks like a real secret", s.redacted))
+        else:
+            hits.append(Hit(R.SECRET_TOKEN, s.line, s.column, f"{s.label} in the source", f"{s.label}: {s.redacted}"))
     return hits
 
 

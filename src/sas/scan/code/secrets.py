@@ -59,6 +59,8 @@ _NOT_SECRET_NAME = re.compile(
     r"(?i)(?:_(?:url|uri|endpoint|name|arn|id|ids|path|file|field|type|env|var|header|len|length|prefix|param|"
     r"key_name|kind|label|version|ttl|expiry|expires|count|size|format|regex|pattern|location|region)$|^is_|^has_)"
 )
+_AWS_SECRET_NAME = re.compile(r"(?i)aws_?secret(?:_?access)?_?key")
+_AWS_SECRET_VALUE = re.compile(r"^[A-Za-z0-9/+]{40}$")
 _PLACEHOLDER = re.compile(
     r"(?i)(?:xxx|changeme|change_me|example|your[_-]|dummy|placeholder|redacted|\*\*\*|<[^>]*>|\$\{|\{\{|todo|"
     r"fixme|secret_here|insert|replace)"
@@ -153,7 +155,10 @@ def named_hits(nodes: Iterable[ast.AST]) -> Iterator[SecretHit]:
     for name, value in pairs():
         if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
             continue
-        if _secret_name(name) and _looks_secret(value.value):
+        if name and _AWS_SECRET_NAME.search(name) and _AWS_SECRET_VALUE.match(value.value):
+            label = "AWS secret access key"
+            yield SecretHit(value.lineno, value.col_offset + 1, label, redact(value.value), named=False)
+        elif _secret_name(name) and _looks_secret(value.value):
             yield SecretHit(
                 value.lineno, value.col_offset + 1, f"literal assigned to {name}", redact(value.value), True
             )
