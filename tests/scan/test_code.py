@@ -761,3 +761,14 @@ def test_is_vendored_path() -> None:
     assert is_vendored_path("boto3-1.0.dist-info/METADATA")
     assert not is_vendored_path("app/handler.py")
     assert not is_vendored_path("handler.py")
+
+
+@pytest.mark.parametrize(
+    "example", ["aws-digits", "runtime/aws", "runtime/azure", "runtime/gcp"], ids=lambda e: e.replace("/", "-")
+)
+def test_clean_examples_have_no_code_finding_above_low(example: str) -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / example
+    if not root.is_dir():
+        pytest.skip(f"examples/{example} not in this checkout")
+    findings = [f for f in scan(root).findings if f.rule_id.startswith("SAS-CODE")]
+    assert all(f.severity <= Severity.LOW for f in findings), [(f.rule_id, str(f.location)) for f in findings]
