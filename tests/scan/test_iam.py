@@ -178,3 +178,11 @@ def test_unresolved_managed_policy_is_reported_not_guessed():
 )
 def test_is_broad(resource, broad):
     assert iam.is_broad(resource) is broad
+
+
+def test_permissions_boundary_is_noted():
+    from sas.scan.iac.model import Sourced
+
+    role = RoleSpec("R", Src("t"), (allow("*"),), boundary=Sourced("arn:aws:iam::1:policy/cap", Src("t")))
+    js, _ = iam.judge(role)
+    assert js and "permissions boundary" in js[0].message

@@ -463,6 +463,10 @@ def judge(role: RoleSpec) -> tuple[list[IamJudgement], Permissions]:
                 None,
             )
         )
+    if role.boundary is not None and out:
+        # a boundary caps what the role can do, but its content is elsewhere: say so, judge what is written
+        note = f" (a permissions boundary is attached: {role.boundary.value}; it may cap this)"
+        out = [IamJudgement(j.rule_id, j.severity, j.message + note, j.evidence, j.line_src) for j in out]
     out.sort(key=lambda j: -j.severity.rank)
     return out, perms
 

@@ -14,6 +14,8 @@ across the ``.tf`` files of a folder.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sas.scan.analyzer import Analyzer
@@ -90,14 +92,14 @@ class IacAnalyzer(Analyzer):
             from sas.scan.iac import azure
 
             if azure.looks_like_python_v2(text):
-                self._report(ctx, azure.parse_python_v2(text, file.path))
+                self._report(ctx, lambda: azure.parse_python_v2(text, file.path), file.path)
             return False
         if len(data) <= MAX_SIDE_FILE_BYTES:
             self._side_files[file.path] = text
         if name in _AZURE_NAMES:
             from sas.scan.iac import azure
 
-            self._report(ctx, azure.parse_json_file(text, file.path, name))
+            self._report(ctx, lambda: azure.parse_json_file(text, file.path, name), file.path)
             return False
         self._template(file.path, name, text, ctx)
         return False
@@ -115,36 +117,38 @@ class IacAnalyzer(Analyzer):
                 self._report(ctx, Deployment("unknown", path, issues=(issue,)))
             return
         if cloudformation.looks_like(doc):
-            self._report(ctx, cloudformation.parse(doc, path))
+            self._report(ctx, lambda: cloudformation.parse(doc, path), path)
             return
         from sas.scan.iac import azure, serverless
 
         if serverless.looks_like(doc):
             self._deferred_serverless.append((path, text, doc))
         elif azure.looks_like_function_json(doc):
-            self._report(ctx, azure.parse_json_file(text, path, "function.json"))
+            self._report(ctx, lambda: azure.parse_json_file(text, path, "function.json"), path)
 
     def finish(self, ctx: ScanContext) -> None:
         if self._deferred_serverless:
             from sas.scan.iac import serverless
 
             for path, _text, doc in self._deferred_serverless:
-                self._report(ctx, serverless.parse(doc, path, self._side_files))
+                self._report(ctx, partial(serverless.parse, doc, path, self._side_files), path)
         if self._terraform:
             from sas.scan.iac import terraform
 
             for folder, files in sorted(self._terraform.items()):
-                self._report(ctx, terraform.parse(folder, files))
+                self._report(ctx, partial(terraform.parse, folder, files), folder or files[0][0])
 
-    def _report(self, ctx: ScanContext, dep: Deployment) -> None:
+    def _report(self, ctx: ScanContext, dep: Deployment | Callable[[], Deployment], path: str = "") -> None:
         try:
+            if callable(dep):  # a parser call: a bug on odd input becomes a finding, never a traceback
+                dep = dep()
             findings = self.checker(ctx).run(dep)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             # a checker bug on odd input must not hide the rest of the scan
             ctx.add(
                 make_finding(
                     checks.UNPARSABLE,
-                    Location(dep.path),
+                    Location(dep.path if isinstance(dep, Deployment) else path),
                     f"deployment checks stopped early on this file: {type(exc).__name__}: {exc}"[:300],
                     evidence=type(exc).__name__,
                 )

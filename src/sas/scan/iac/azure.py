@@ -89,6 +89,8 @@ def _app_level_concurrency(path: str) -> Sourced[int]:
 
 
 def _local_settings(doc: dict[str, Any], path: str) -> Deployment:
+    if doc.get("IsEncrypted") is True:  # encrypted with the machine key by `func settings encrypt`
+        return Deployment("local.settings.json", path)
     values = doc.get("Values")
     settings = []
     if isinstance(values, dict):

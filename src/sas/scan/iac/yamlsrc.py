@@ -14,6 +14,7 @@ unknown, because the YAML path costs seconds on multi-megabyte documents.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -115,8 +116,34 @@ class TemplateError(ValueError):
         self.line = line
 
 
+MAX_DEPTH = 200  # far deeper than any real template; libyaml recurses in C and crashes on hostile depth
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+_BRACKETS = re.compile(r"[\[\]{}]")
+_DEEP_INDENT = re.compile(rf"^[ \t]{{{2 * MAX_DEPTH},}}\S", re.MULTILINE)
+
+
+def check_depth(text: str) -> None:
+    """Refuse documents nested deeper than :data:`MAX_DEPTH` before any parser recurses into them.
+
+    libyaml's composer recurses in C once per level, and past a few thousand levels the process dies
+    with a segmentation fault instead of an exception, so depth is measured first: flow brackets
+    outside quoted strings, and indentation for block style.
+    """
+    depth = 0
+    openings = text.count("[") + text.count("{")
+    for bracket in _BRACKETS.findall(_QUOTED.sub("", text)) if openings > MAX_DEPTH else ():
+        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            raise TemplateError(f"nested more than {MAX_DEPTH} levels deep; not parsed")
+    match = _DEEP_INDENT.search(text)
+    if match is not None:
+        line = text.count("\n", 0, match.start()) + 1
+        raise TemplateError(f"indented more than {2 * MAX_DEPTH} columns; not parsed", line)
+
+
 def load(text: str, *, json_hint: bool = False) -> Any:
     """Parse YAML (or JSON) into LMap/LList/scalars. Raises :class:`TemplateError` on malformed input."""
+    check_depth(text)
     if json_hint and len(text) > JSON_FAST_BYTES:
         try:
             return json.loads(text)
