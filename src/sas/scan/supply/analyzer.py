@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import posixpath
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,6 @@ from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
-from sas.scan.magic import Kind, sniff
 from sas.scan.rules import Rule
 from sas.scan.supply import layers, lockfiles, obfuscation, requirements, startup_hooks, typosquat, vendored
 from sas.scan.supply import rules as R
@@ -40,18 +41,16 @@ _CHUNK = 1024 * 1024
 _TEXT_LIMIT = 256 * 1024
 _MANIFEST_LIMIT = 16 * 1024 * 1024
 _SOURCE_LIMIT = 4 * 1024 * 1024
-_SKIP_HASH_ARCHIVE_BYTES = 16 * 1024 * 1024  # big archives are walked into; their members are hashed instead
 _STDLIB_EXEMPT = frozenset({"test", "idlelib", "turtledemo", "this", "antigravity", "__future__", "__main__"})
-_ARCHIVE_KINDS = frozenset({Kind.ZIP, Kind.TAR, Kind.GZIP, Kind.BZIP2, Kind.XZ})
 
 
 @dataclass(slots=True)
 class _Seen:
     path: str
     size: int
-    digest: bytes
+    digest: bytes | None  # sha256, computed in finish() only for files a check compares
     depth: int
-    source: VirtualFile | None = None  # kept for Python files, read again in finish() when not verified
+    source: VirtualFile  # read again after the walk (the walker supports late reads of archive members)
 
 
 class SupplyChainAnalyzer(Analyzer):
@@ -75,19 +74,16 @@ class SupplyChainAnalyzer(Analyzer):
         lower = name.lower()
         if file.depth == 0 and not file.path.startswith("layer:"):
             self.top_level.append(file.path)
-        keep_text = _wants_text(inner, lower, file.size)
-        skip_hash = file.size > _SKIP_HASH_ARCHIVE_BYTES and sniff(file.head) in _ARCHIVE_KINDS
-        digest = hashlib.sha256()
-        kept: list[bytes] = []
-        if not skip_hash or keep_text:
+        seen = _Seen(file.path, file.size, None, file.depth, file)
+        self.files[file.path] = seen
+        if _wants_text(inner, lower, file.size):
+            digest = hashlib.sha256()
+            kept: list[bytes] = []
             with file.open() as stream:
                 while chunk := stream.read(_CHUNK):
                     digest.update(chunk)
-                    if keep_text and sum(len(k) for k in kept) <= _MANIFEST_LIMIT:
-                        kept.append(chunk)
-        is_py = lower.endswith((".py", ".pyw"))
-        self.files[file.path] = _Seen(file.path, file.size, digest.digest(), file.depth, file if is_py else None)
-        if keep_text:
+                    kept.append(chunk)
+            seen.digest = digest.digest()
             data = b"".join(kept)
             if lower == "metadata":
                 self.metadata[_parent(file.path)] = vendored.parse_metadata_headers(data[:65536])
@@ -107,12 +103,43 @@ class SupplyChainAnalyzer(Analyzer):
         for dist in dists:
             for entry in dist.entries:
                 owned.setdefault(_member(dist.site, entry.rel), (dist, entry))
+        needed = {path for path, (_dist, entry) in owned.items() if entry.algorithm == "sha256"}
+        if any(r.kind == "layer" for r in roots):  # shadowing compares contents across roots
+            needed |= {
+                p for files in _files_by_root(self.files, roots).values() for p in (s.path for s in files.values())
+            }
+        self._hash(ctx, needed)
         verified = self._verify(ctx, dists, owned)
         self._hooks(ctx, roots, dists, owned, verified)
         self._import_view(ctx, roots, owned)
         self._inspect_sources(ctx, verified, inspect_all=bool(options.get("inspect_verified", False)))
         declared = self._declared(ctx, dists, options)
         self._vulnerabilities(ctx, dists, declared)
+
+    def _hash(self, ctx: ScanContext, paths: set[str]) -> None:
+        """sha256 of the files a check compares, streamed; files on disk in parallel (hashlib drops the GIL)."""
+        todo = [self.files[p] for p in sorted(paths) if p in self.files and self.files[p].digest is None]
+        on_disk = [s for s in todo if s.depth == 0]
+        in_archives = [s for s in todo if s.depth > 0]  # members share one archive handle: one at a time
+
+        def digest(seen: _Seen) -> tuple[_Seen, bytes | None, str]:
+            h = hashlib.sha256()
+            try:
+                with seen.source.open() as stream:
+                    while chunk := stream.read(_CHUNK):
+                        h.update(chunk)
+            except (OSError, ValueError, EOFError) as exc:
+                return seen, None, str(exc)
+            return seen, h.digest(), ""
+
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(digest, on_disk)) if on_disk else []
+        results += [digest(s) for s in in_archives]
+        for seen, value, error in results:
+            if value is None:
+                ctx.error(seen.path, f"cannot read to verify its hash: {error}")
+            seen.digest = value
 
     # roots ----------------------------------------------------------------------------------------------------
 
@@ -398,12 +425,12 @@ class SupplyChainAnalyzer(Analyzer):
                     sub = rel[len(folder) :]
                     if folder == "python/" and sub.startswith("lib/python3"):
                         continue
-                    view[sub] = (seen.path, seen.digest, root)
+                    view[sub] = (seen.path, seen.digest or b"", root)
             opt_views.append((folder, view))
             self._mixed_packages(ctx, view)
         for function in (r for r in roots if r.kind == "function"):
             files = by_root.get(function, {})
-            folders = [(function.prefix, {rel: (s.path, s.digest, function) for rel, s in files.items()})]
+            folders = [(function.prefix, {rel: (s.path, s.digest or b"", function) for rel, s in files.items()})]
             folders += [("/opt/" + folder, view) for folder, view in opt_views]
             for shadow in layers.resolve(folders):
                 self._report_shadow(ctx, shadow)
@@ -514,7 +541,7 @@ class SupplyChainAnalyzer(Analyzer):
 
     def _inspect_sources(self, ctx: ScanContext, verified: set[str], *, inspect_all: bool) -> None:
         for seen in self.files.values():
-            if seen.source is None or (seen.path in verified and not inspect_all):
+            if not seen.path.endswith((".py", ".pyw")) or (seen.path in verified and not inspect_all):
                 continue
             try:
                 with seen.source.open() as stream:
