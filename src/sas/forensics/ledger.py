@@ -127,7 +127,10 @@ _DROPPED_LINES = re.compile(rb"[^\n]*logsDropped[^\n]*")
 
 
 def _origin_key(line: bytes) -> bytes:
-    return line[_ORIGIN_START : line.find(b'"', _ORIGIN_START)]
+    end = line.find(b'"', _ORIGIN_START)
+    if end < 0 or not line.startswith(SEQ_SEPARATOR, end):
+        return b""  # not a well-formed entry
+    return line[_ORIGIN_START:end]
 
 
 _ORIGIN_START = len(ENTRY_PREFIX)
@@ -144,7 +147,10 @@ def _read_plain(ledger: Ledger, data: bytes) -> bool:
     entries = list(filter(_IS_ENTRY, lines))
     # runs of one sub-log are the writer's batches: the per-run loop is short, the per-line work stays in C
     for origin, run in itertools.groupby(entries, key=_origin_key):
-        ledger.log(origin.decode("utf-8", "replace")).entries.extend(run)
+        if origin:
+            ledger.log(origin.decode("utf-8", "replace")).entries.extend(run)
+        else:
+            ledger.malformed += sum(1 for _ in run)
     counter = [0]
     others = 0
     for line in itertools.filterfalse(_IS_ENTRY, filter(_IS_RECORD, lines)):
@@ -158,7 +164,7 @@ def _read_plain(ledger: Ledger, data: bytes) -> bool:
                 ledger.malformed += 1
         else:
             ledger.malformed += 1
-    ledger.malformed += marks - len(entries) - others
+    ledger.malformed += marks - len(entries) - others  # records hidden inside others' lines
     if b"logsDropped" in data:
         for line in _DROPPED_LINES.findall(data):
             _platform_report(ledger, line)

@@ -613,14 +613,11 @@ def verify_ledger(
         problems.extend(result.problems)
         if not result.good and log.entries:
             if not any(p.kind == "bad-signature" for p in result.problems):
-                problems.append(
-                    Problem(
-                        "truncated",
-                        origin,
-                        0,
-                        None,
-                        f"{len(log.entries)} events but no checkpoint: nothing in this sub-log is signed",
-                    )
+                # an instance reaped before its first checkpoint looks exactly like this; only the anchor can
+                # tell it from checkpoints removed by hand, so without one this is unverified, not tampered
+                warnings.append(
+                    f"{origin}: {len(log.entries)} event(s) and no checkpoint: none of them is verified "
+                    "(the instance stopped before signing, or its checkpoints were removed)"
                 )
         elif len(log.entries) > result.signed_size and not result.problems:
             warnings.append(
