@@ -779,3 +779,19 @@ def test_damaged_archives_give_findings_never_tracebacks(
     (folder / name).write_bytes(bytes(data))
     result = scan(folder, analyzers=[Recorder()])
     assert result.stats.files >= 1
+
+
+def test_pickle_with_a_zip_appended_is_read_both_ways(tmp_path: Path, recorder: Recorder) -> None:
+    hidden = zip_bytes({"config.json": b'{"class_name": "Lambda"}', "inner.pkl": PAYLOAD})
+    (tmp_path / "model.pt").write_bytes(PAYLOAD + hidden)
+    result = run(tmp_path, recorder)
+    assert findings_of(result, "SAS-ARC-011") == ["model.pt"]
+    assert recorder.paths == ["model.pt", "model.pt!config.json", "model.pt!inner.pkl"]
+    assert recorder.data("model.pt!inner.pkl") == PAYLOAD
+
+
+def test_zipapp_is_walked_without_a_polyglot_finding(tmp_path: Path, recorder: Recorder) -> None:
+    (tmp_path / "tool.pyz").write_bytes(b"#!/usr/bin/env python3\n" + zip_bytes({"__main__.py": b"print(1)\n"}))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["tool.pyz", "tool.pyz!__main__.py"]
+    assert result.findings == ()

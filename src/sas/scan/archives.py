@@ -163,6 +163,17 @@ ENCRYPTED_MEMBER = rule(
     "Ship the file unencrypted inside the package, or scan it before encryption.",
     ("CWE-20",),
 )
+POLYGLOT = rule(
+    "SAS-ARC-011",
+    "File is also a zip archive (polyglot)",
+    Severity.MEDIUM,
+    Threat.HOSTILE_ARCHIVE,
+    "The file starts as one format but ends with a zip directory. Loaders that check the first bytes (torch, "
+    "pickle) and loaders that check the end (zipfile, keras) see different content: a way to show a scanner "
+    "one file and a runtime another. Both views were scanned.",
+    "Regenerate the file with the tool that owns its format; do not concatenate archives onto models.",
+    ("CWE-20",),
+)
 
 # File-name suffixes that promise a format, and the kinds that keep the promise (checked only for files that
 # no analyzer consumed and that are not archives; model analyzers judge their own formats beyond this).
@@ -193,6 +204,7 @@ _SMALL_MEMBER = 1024 * 1024  # members of a compressed tar up to this size are k
 _LINK_TARGET_MAX = 4096
 _PROBE_BYTES = 4096
 _ZIP_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_EOCD = struct.Struct("<4sHHHHIIH")
 
 
 def walk_target(root: Path, ctx: ScanContext, visit: Visit) -> str:
@@ -293,7 +305,16 @@ class Walker:
         kind = sniff(file.head)
         if kind not in ARCHIVES and kind not in COMPRESSED:
             self._check_promise(file, kind)
-            return
+            if not _has_zip_tail(file):
+                return
+            if not file.head.startswith(b"#!"):  # a Python zipapp is a script line and a zip, by design
+                self.finding(
+                    POLYGLOT,
+                    file.path,
+                    f"{file.path} starts as {kind.value} but ends with a zip directory; it is read both ways",
+                    f"{kind.value}+zip",
+                )
+            kind = Kind.ZIP
         if file.depth >= self.limits.max_depth:
             self.finding(
                 NESTED_TOO_DEEP,
@@ -922,6 +943,31 @@ def _decodes_at_start(file: VirtualFile, kind: Kind) -> bool:
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
         return False
     return True
+
+
+def _has_zip_tail(file: VirtualFile) -> bool:
+    """Whether a file that does not start like a zip ends with a zip directory (checked only where the file
+    can be read in place: decompressing a stream to look at its end is not worth it)."""
+    if file.size < _EOCD.size:
+        return False
+    try:
+        stream = file.seekable_opener() if file.seekable_opener is not None else file.open()
+        with stream:
+            if not stream.seekable():
+                return False
+            end = stream.seek(0, io.SEEK_END)
+            start = max(0, end - _EOCD.size - 0xFFFF)
+            stream.seek(start)
+            tail = read_exactly(stream, end - start)
+    except DECODE_ERRORS:
+        return False
+    pos = tail.rfind(b"PK\x05\x06")
+    while pos >= 0:
+        comment = int.from_bytes(tail[pos + 20 : pos + 22], "little")
+        if pos + _EOCD.size + comment == len(tail):
+            return True
+        pos = tail.rfind(b"PK\x05\x06", 0, pos)
+    return False
 
 
 def _drain(tally: _Tally) -> int:
