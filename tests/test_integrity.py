@@ -138,6 +138,8 @@ def test_paths_limit_the_check(tmp_path: Path, key: integrity.Ed25519PrivateKey)
     assert verify_tree(pkg, manifest, key.public_key(), paths=["handler.py", "model.pkl"]).ok
     report = verify_tree(pkg, manifest, key.public_key(), paths=["lib"])
     assert report.changed == ("lib/demo/__init__.py",) and report.files_checked == 2
+    assert verify_tree(pkg, manifest, key.public_key(), paths=["./lib/demo/"]).changed == ("lib/demo/__init__.py",)
+    assert not verify_tree(pkg, manifest, key.public_key(), paths=["."]).ok
 
 
 def test_zip_round_trip_and_change(tmp_path: Path, key: integrity.Ed25519PrivateKey) -> None:
@@ -241,6 +243,14 @@ def test_missing_root_is_input_error(tmp_path: Path, key: integrity.Ed25519Priva
 
     with pytest.raises(InputError, match="no such file"):
         build_manifest(tmp_path / "absent", key)
+
+
+def test_file_that_grew_after_build_is_changed(tmp_path: Path, key: integrity.Ed25519PrivateKey) -> None:
+    pkg = _package(tmp_path)
+    manifest = _build(pkg, key, tmp_path / "m.json")
+    (pkg / "handler.py").write_bytes(b"x" * 600_000)  # small when signed, large now: both read paths
+    (pkg / "model.pkl").write_bytes(b"y" * 10)
+    assert verify_tree(pkg, manifest, key.public_key()).changed == ("handler.py", "model.pkl")
 
 
 def test_fifo_is_skipped_not_hung(tmp_path: Path, key: integrity.Ed25519PrivateKey) -> None:
