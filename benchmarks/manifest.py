@@ -6,7 +6,7 @@ thousand small code files), warms the page cache so that every tool reads from m
 with SHA-256 (the default), and the faster optional digests (blake2b from the stdlib, blake3 when installed).
 It also prints the verification cost in seconds per GB, the figure a cold start pays.
 
-    .venv/bin/python benchmarks/manifest.py [--gb 1.5] [--keep]
+    .venv/bin/python benchmarks/manifest.py [--gb 1.5] [--repeat 2] [--keep]
 """
 
 from __future__ import annotations
@@ -63,17 +63,27 @@ def warm(root: Path) -> None:
                     pass
 
 
+REPEAT = 1
+
+
 def timed(fn: object) -> float:
-    started = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - started
+    """Best of REPEAT runs: other work on a shared machine only ever adds time."""
+    best = float("inf")
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=1.5, help="size of the tree in GiB")
     parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    parser.add_argument("--repeat", type=int, default=2, help="best of N runs for each figure")
     args = parser.parse_args()
+    global REPEAT  # noqa: PLW0603 - a script-wide setting
+    REPEAT = max(1, args.repeat)
 
     tmp = Path(tempfile.mkdtemp(prefix="sas-manifest-bench-"))
     root = tmp / "package"
@@ -83,7 +93,8 @@ def main() -> None:
         warm(root)
         gb = size / GB
         cores = os.cpu_count() or 1
-        print(f"tree: {files} files, {gb:.2f} GiB ({root}); {cores} cores; page cache warm")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"tree: {files} files, {gb:.2f} GiB ({root}); {cores} cores; page cache warm; load {load:.1f}")
         rows: list[tuple[str, float]] = []
 
         if shutil.which("sha256sum"):
