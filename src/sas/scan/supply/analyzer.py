@@ -842,7 +842,12 @@ def _wants_text(inner: str, lower: str, size: int) -> bool:
         return True
     if lower.endswith(".pth"):
         return size <= _TEXT_LIMIT
-    return lower.endswith((".txt", ".in", ".pip")) and size <= _TEXT_LIMIT and ".dist-info/" not in inner
+    if not lower.endswith((".txt", ".in", ".pip")) or size > _TEXT_LIMIT or ".dist-info/" in inner:
+        return False
+    # requirements-like names anywhere; other small text files only near the top, where -r includes live
+    # (test data deep inside vendored packages can be thousands of .txt files)
+    folder, _, name = inner.rpartition("/")
+    return requirements.looks_like_requirements(name, folder) or (inner.count("/") <= 2 and size <= 64 * 1024)
 
 
 def _files_by_root(files: Mapping[str, _Seen], roots: list[layers.Root]) -> dict[layers.Root, dict[str, _Seen]]:

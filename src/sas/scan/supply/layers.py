@@ -25,7 +25,9 @@ Layers come from ``sas scan FUNCTION --layer L.zip`` (display paths ``layer:L.zi
 local folder paths become layers (in template order, before ``--layer`` ones), and ``AWS::Serverless::Function``
 ``CodeUri`` folders (or ``Globals.Function.CodeUri``) become function roots; without a ``CodeUri`` the
 scanned folder is the function root. Every function root is combined with every layer: templates that give
-different functions different layers are read conservatively.
+different functions different layers are read conservatively. Templates are read with PyYAML (already in the
+scan extra) through a loader that takes CloudFormation short-form tags (``!Ref``...) as plain values: these
+checks need four keys, not the IaC analyzer's full model.
 """
 
 from __future__ import annotations

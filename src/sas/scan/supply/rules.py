@@ -35,7 +35,7 @@ TYPOSQUAT = rule(
     "SAS-DEP-003",
     "Package name imitates a well-known package",
     Severity.HIGH,
-    Threat.DEPENDENCY_POISONING,
+    Threat.BACKDOORED_LIBRARY,
     "The name differs from a popular package by a typing slip, a look-alike character, a separator or a "
     "python/py affix: the pattern of typosquatting packages, which run their payload at install or import.",
     "Check the name against the package you meant; replace it with the real one and rotate any secrets the "
@@ -67,7 +67,7 @@ MALICIOUS = rule(
     "SAS-DEP-006",
     "Dependency version is known to be malicious",
     Severity.CRITICAL,
-    Threat.DEPENDENCY_POISONING,
+    Threat.BACKDOORED_LIBRARY,
     "The package version is listed as malicious (an OSV MAL- record): installing or importing it runs an "
     "attacker's code.",
     "Remove the package, rebuild from a clean environment, and rotate every credential the build machine or "
