@@ -52,7 +52,11 @@ def scan(
     for layer in ctx.settings.layers:
         walk(layer, ctx, _layer_visit(visit, layer))
     for analyzer in active:
-        analyzer.finish(ctx)
+        try:
+            analyzer.finish(ctx)
+        except (OSError, EOFError, ValueError, MemoryError, RecursionError) as exc:
+            # cross-file checks on hostile input (a deeply nested template, say) must not lose the scan
+            ctx.error(display, f"{analyzer.name} could not finish its cross-file checks: {type(exc).__name__}")
     suppress.apply(ctx, target)  # inline sas:ignore comments and the --baseline file
     stats = ScanStats(ctx.files_done, ctx.bytes_done, time.perf_counter() - started)
     findings = sorted(ctx.findings, key=lambda f: (-f.severity.rank, f.location.path, f.location.line or 0, f.rule_id))

@@ -115,3 +115,12 @@ def test_not_utf8_template(scan_files):
 def test_encrypted_local_settings_are_not_flagged(scan_files):
     doc = {"IsEncrypted": True, "Values": {"MODEL_API_TOKEN": "CfDJ8AAAAAAAAAAAAAAAAAAAAAAQzX2bV9yK3mN8pR1tU"}}
     assert scan_files({"local.settings.json": json.dumps(doc)}).result.findings == ()
+
+
+def test_deeply_nested_template_does_not_crash_full_scan(tmp_path):
+    """libyaml segfaulted and pure-Python YAML raised RecursionError out of a cross-file check."""
+    from sas.scan.engine import scan
+
+    (tmp_path / "template.yaml").write_text("AWSTemplateFormatVersion: x\nResources: " + "[" * 20000 + "]" * 20000)
+    result = scan(tmp_path)  # every analyzer, as `sas scan` runs them
+    assert any(f.rule_id == "SAS-IAC-000" for f in result.findings)
