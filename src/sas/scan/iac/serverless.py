@@ -215,8 +215,11 @@ class _Parser:
             for fname, spec in functions.items():
                 if isinstance(spec, dict):
                     out.append(self._function(str(fname), spec, functions, shared))
+        text = self.vars.files.get(self.path, "")
         for expr in sorted(set(self.vars.unresolved)):
-            self.issues.append(self._issue(f"variable {expr} cannot be resolved from the files; not guessed"))
+            line = _line_containing(text, expr[2:-1]) if text else None
+            message = f"variable {expr} cannot be resolved from the files; not guessed"
+            self.issues.append(ParseIssue(Src(self.path, line or getattr(self.raw, "line", 1)), message))
         return Deployment("serverless", self.path, tuple(out), tuple(self.issues))
 
     def _issue(self, message: str) -> ParseIssue:
@@ -446,6 +449,11 @@ class _Parser:
         if isinstance(authorizer, Unknown):
             return Trigger("http-api", src, authorizer, None, f"httpApi event {route}")
         return Trigger("http-api", self.src(body, "authorizer"), _authorizer_name(authorizer), False, route)
+
+
+def _line_containing(text: str, needle: str) -> int | None:
+    index = text.find(needle)
+    return text.count("\n", 0, index) + 1 if index >= 0 else None
 
 
 def _is_role_block(node: dict[str, Any]) -> bool:
