@@ -165,3 +165,19 @@ def test_requirements_inside_vendored_distributions_are_not_ours(tmp_path: Path)
     (tmp_path / "acmewidget" / "requirements.txt").write_text("reqeusts\n")
     (info / "RECORD").write_text("acmewidget/__init__.py,,\nacmewidget/requirements.txt,,\n")
     assert _found(run(tmp_path), "SAS-DEP-003") == []
+
+
+def test_hostile_nesting_in_lock_files_is_a_finding(tmp_path: Path) -> None:
+    (tmp_path / "Pipfile.lock").write_text("[" * 100_000)
+    (tmp_path / "poetry.lock").write_text("a = " + "[" * 100_000)
+    result = run(tmp_path)
+    assert {path for path, _, _ in _found(result, "SAS-DEP-008")} == {"Pipfile.lock", "poetry.lock"}
+    assert not result.errors
+
+
+def test_primary_private_poetry_source_is_not_confusion(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.poetry.dependencies]\npython = "^3.12"\nacme-core = "1.0.0"\n\n'
+        '[[tool.poetry.source]]\nname = "internal"\nurl = "https://pypi.acme.internal/simple"\npriority = "primary"\n'
+    )
+    assert _found(run(tmp_path, raw=INTERNAL), "SAS-DEP-004") == []

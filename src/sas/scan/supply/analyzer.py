@@ -110,10 +110,21 @@ class SupplyChainAnalyzer(Analyzer):
             }
         self._hash(ctx, needed)
         verified = self._verify(ctx, dists, owned)
-        self._hooks(ctx, roots, dists, owned, verified)
-        self._import_view(ctx, roots, owned)
-        self._inspect_sources(ctx, verified, inspect_all=bool(options.get("inspect_verified", False)))
-        declared = self._declared(ctx, dists, options)
+        declared: list[Declared] = []
+        phases: list[tuple[str, Callable[[], object]]] = [
+            ("start-up hooks", lambda: self._hooks(ctx, roots, dists, owned, verified)),
+            ("layer import view", lambda: self._import_view(ctx, roots, owned)),
+            (
+                "code checks",
+                lambda: self._inspect_sources(ctx, verified, inspect_all=bool(options.get("inspect_verified"))),
+            ),
+            ("declared dependencies", lambda: declared.extend(self._declared(ctx, dists, options))),
+        ]
+        for phase, run in phases:
+            try:
+                run()
+            except (RecursionError, MemoryError, ValueError, OSError) as exc:  # hostile input must not hide the rest
+                ctx.error(self.name, f"{phase} stopped early: {type(exc).__name__}: {exc}")
         self._vulnerabilities(ctx, dists, declared)
 
     def _hash(self, ctx: ScanContext, paths: set[str]) -> None:

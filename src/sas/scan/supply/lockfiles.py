@@ -52,6 +52,8 @@ def parse(name: str, text: str, path: str) -> Manifest:
         manifest.problems.append((getattr(exc, "lineno", 1) or 1, f"cannot parse {name}: {exc}"))
     except (TypeError, AttributeError, KeyError, ValueError) as exc:  # valid syntax, unexpected shape
         manifest.problems.append((1, f"unexpected structure in {name}: {exc}"))
+    except (RecursionError, MemoryError) as exc:  # hostile nesting
+        manifest.problems.append((1, f"cannot parse {name}: {type(exc).__name__}"))
     return manifest
 
 
