@@ -41,7 +41,8 @@ def test_memo_put_overwrite_keeps_len_memo_arithmetic(analyse: Analyse) -> None:
     # counts MEMOIZE calls would resolve BINGET 2 to "builtins" and miss the os.system call.
     data = (
         b"\x80\x04\x8c\x08builtins\x94"  # key 0
-        b"\x8c\x02os" b"q\x01"  # BINPUT 1
+        b"\x8c\x02os"
+        b"q\x01"  # BINPUT 1
         b"\x8c\x06system\x94"  # MEMOIZE -> key 2
         b"0"  # POP
         b"h\x01h\x02\x93\x8c\x02id\x85R."
@@ -226,15 +227,14 @@ def test_dangerous_global_passed_as_a_value(analyse: Analyse) -> None:
 
 
 def test_evicted_memo_operand_fails_closed(analyse: Analyse) -> None:
-    # Fill the memo past its cap with strings, then use a late memo entry as a STACK_GLOBAL operand.
-    parts = [b"\x80\x04("]
-    for i in range(MEMO_CAP + 5):
-        parts.append(b"\x8c\x01a\x94")
-    parts.append(b"1")  # POP_MARK
-    late = MEMO_CAP + 2
-    parts.append(b"\x8c\x02os\x94j" + late.to_bytes(4, "little") + b"\x93)R.")
-    report = analyse(b"".join(parts))
+    # Fill the memo far past its cap, memoize "os" last, and fetch it back as a STACK_GLOBAL operand: the
+    # analyzer no longer holds that entry, and must say the target is unknown rather than guess.
+    count = 3 * MEMO_CAP
+    data = b"\x80\x04(" + b"\x8c\x01a\x94" * count + b"\x8c\x02os\x94" + b"1"
+    data += b"j" + count.to_bytes(4, "little") + b"\x8c\x06system\x93\x8c\x02id\x85R."
+    report = analyse(data)
     assert report.worst is not None and report.worst >= HIGH
+    assert "STACK_GLOBAL with non-literal operands" in {h.evidence for h in report.hits}
 
 
 def test_text_protocol_global_with_dotted_module(analyse: Analyse) -> None:

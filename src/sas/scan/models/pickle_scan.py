@@ -609,6 +609,8 @@ class PickleScanner:
                         if not src.eof:
                             buf, pos, base = ensure(src, buf, pos, base, pos + CHUNK)
                             limit = -1
+                            if len(memo) >= MEMO_CAP:
+                                memo_full = True
                             if len(stack) > STACK_CAP or len(metastack) > META_CAP:
                                 stack = _Bottomless(stack[-1000:])
                                 metastack = [_Bottomless(s) for s in metastack[-1000:]]
@@ -630,7 +632,7 @@ class PickleScanner:
                     opcodes += 1
                     if op == 0x8C:  # SHORT_BINUNICODE
                         end = pos + 2 + buf[pos + 1]
-                        if end > len(buf):
+                        if end > limit + 64:  # limit is len(buf) - 64 here: it was just checked
                             buf, pos, base = ensure(src, buf, pos, base, end)
                             limit = -1
                             end = pos + 2 + buf[pos + 1]
@@ -658,10 +660,8 @@ class PickleScanner:
                         if value is not OTHER and key >= 0:
                             tv = type(value)
                             if tv is bytes or tv is Global or value is UNKNOWN or (self.track and tv is Call):
-                                if len(memo) < MEMO_CAP:
+                                if not memo_full:  # the cap is enforced at each refill (at most ~1 MiB later)
                                     memo[key] = value
-                                else:
-                                    memo_full = True
                             else:
                                 memo.pop(key, None)
                         elif key in memo:
