@@ -108,3 +108,16 @@ def test_whole_environment_copied_without_network_is_not_harvesting() -> None:
 
 def test_unparsable_source_is_ignored() -> None:
     assert _kinds("exec(base64.b64decode(\n") == []
+
+
+def test_subscript_assignment_does_not_taint_the_index_expression() -> None:
+    # regression: ``SEEN[body.get("k")] = rows`` once tainted ``body`` because ``rows`` held decoded bytes
+    source = (
+        "import base64, pickle, json\n"
+        "def handler(event, context):\n"
+        "    body = json.loads(event['body'])\n"
+        "    rows = pickle.loads(base64.b64decode(body['batch']))\n"
+        "    SEEN[body.get('client')] = rows\n"
+        "    return eval(body['features'])\n"
+    )
+    assert "decode-exec" not in _kinds(source)

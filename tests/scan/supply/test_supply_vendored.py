@@ -234,3 +234,10 @@ def test_function_module_named_like_stdlib_is_reported(tmp_path: Path) -> None:
 def test_ordinary_function_module_names_are_not_imitations(tmp_path: Path, name: str) -> None:
     (tmp_path / f"{name}.py").write_text("X = 1\n")
     assert [f for f in run(tmp_path).findings if f.rule_id == "SAS-VEND-004"] == []
+
+
+def test_pth_that_decodes_and_runs_a_payload_is_critical(tmp_path: Path) -> None:
+    (tmp_path / "python").mkdir()  # outside any site folder: still reported, the folder may become a layer
+    (tmp_path / "python" / "zz.pth").write_text("import os, base64; exec(base64.b64decode('cHJpbnQoMSk='))\n")
+    hooks = [f for f in run(tmp_path).findings if f.rule_id == "SAS-VEND-006"]
+    assert [(f.location.path, f.severity) for f in hooks] == [("python/zz.pth", Severity.CRITICAL)]

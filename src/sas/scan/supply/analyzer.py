@@ -345,8 +345,9 @@ class SupplyChainAnalyzer(Analyzer):
             rel = path[len(where) :]
             if "!" in rel:
                 continue
-            if "/" not in rel and rel.endswith(".pth"):
-                self._pth(ctx, path, rel, owned, verified)
+            if rel.endswith(".pth"):
+                # also outside site folders: a package may be deployed as a layer or container image later
+                self._pth(ctx, path, rel.rsplit("/", 1)[-1], owned, verified)
             elif startup_hooks.is_customize_module(rel):
                 vouched = path in verified
                 _add(
@@ -393,6 +394,9 @@ class SupplyChainAnalyzer(Analyzer):
         else:
             severity = Severity.HIGH
             detail = "not an ordinary setuptools/namespace/editable hook, and no RECORD vouches for it"
+        payload = obfuscation.inspect_source("\n".join(t for _, t in found.executable).encode())
+        if any(s.kind == "decode-exec" for s in payload):
+            severity, detail = Severity.CRITICAL, detail + "; it decodes and executes a hidden payload"
         _add(
             ctx,
             R.PTH_HOOK,

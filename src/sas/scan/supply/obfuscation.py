@@ -230,11 +230,22 @@ def _decode_exec(tree: ast.AST) -> Iterator[Suspicion]:
             for node in assigns:
                 if node.value is not None and _contains_decoder(node.value, tainted):
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    tainted.update(sub.id for t in targets for sub in ast.walk(t) if isinstance(sub, ast.Name))
+                    tainted.update(name for t in targets for name in _bound_names(t))
         for call in executors:
             args = list(call.args) + [k.value for k in call.keywords]
             if any(_contains_decoder(arg, tainted) for arg in args):
                 yield Suspicion("decode-exec", call.lineno, ast.unparse(call)[:160])
+
+
+def _bound_names(target: ast.AST) -> Iterator[str]:
+    """Names an assignment target binds (``a``, ``a, b``, ``*a``), not names read inside ``x[i]`` or ``x.y``."""
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Tuple | ast.List):
+        for element in target.elts:
+            yield from _bound_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _bound_names(target.value)
 
 
 def _is_main_guard(test: ast.expr) -> bool:
