@@ -114,7 +114,12 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sas-ledger-bench-"))
     try:
         signer = Signer.generate()
-        print(f"machine: {cpu_info()}; python {platform.python_version()}")
+        print(f"machine: {cpu_info()}; python {platform.python_version()}; load average {os.getloadavg()[0]:.1f}")
+        # a yardstick for reading the figures on a shared or throttled machine (~12 us on an idle 2.5 GHz Xeon)
+        t0 = time.process_time()
+        for _ in range(2000):
+            sum(range(1000))
+        print(f"calibration: sum(range(1000)) = {(time.process_time() - t0) / 2000 * 1e6:.1f} us CPU")
         sample = make_events(2000)
         from sas.events.canonical import encode_entry
 
@@ -125,7 +130,15 @@ def main() -> None:
             for e in encoded:
                 hashlib.sha256(b"\x00" + e).digest()
         sha = (time.process_time() - t0) / (50 * len(encoded)) * 1e6
-        print(f"entry size: {mean:.0f} bytes of canonical JSON; SHA-256 leaf hash alone: {sha:.2f} us")
+        t0 = time.process_time()
+        for _ in range(20):
+            for i, e in enumerate(sample):
+                encode_entry(e, "sas-ledger/digits-classifier/x", i)
+        enc = (time.process_time() - t0) / (20 * len(sample)) * 1e6
+        print(
+            f"entry size: {mean:.0f} bytes of canonical JSON; per event: encode {enc:.2f} us, "
+            f"SHA-256 leaf hash {sha:.2f} us (+ ~1 node hash per leaf)"
+        )
 
         events = make_events(args.append)
         for kind, label in (("db", "sqlite"), ("jsonl", "jsonl")):

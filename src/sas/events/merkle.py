@@ -30,6 +30,15 @@ def leaf_hashes(leaves: Iterable[bytes]) -> list[bytes]:
     return [h(b"\x00" + d).digest() for d in leaves]
 
 
+def leaf_hashes_packed(data: bytes, ends: Sequence[int]) -> list[bytes]:
+    """Leaf hashes of entries packed as ``0x00 || entry`` back to back, ``ends[i]`` closing entry ``i``.
+
+    The writer packs its buffer this way so that each leaf's input is one slice: no per-entry concatenation.
+    """
+    h = sha256
+    return [h(data[a:b]).digest() for a, b in zip((0, *ends[:-1]), ends, strict=True)]
+
+
 def _parent_level(level: Sequence[bytes]) -> list[bytes]:
     h = sha256
     up = [h(b"\x01" + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
