@@ -111,5 +111,3 @@ class _Helpers:
                 ids |= _Helpers.rule_ids(inner)
             return ids
         return {f.rule_id for f in result.findings}
-
-

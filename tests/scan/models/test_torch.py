@@ -191,3 +191,37 @@ def test_corrupt_zip_named_pt(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_bytes(data[: len(data) // 2])
     result = scan(tmp_path / "broken.pt")
     assert result.findings or result.errors
+
+
+def _legacy_tar(record: bytes) -> bytes:
+    """A pre-1.0 tar checkpoint written by hand (torch no longer writes this format)."""
+    import struct
+    import tarfile
+
+    storage = pickle.dumps(1, protocol=2) + record + struct.pack("<q", 3) + b"\0" * 12 + pickle.dumps([], protocol=2)
+    tensors = pickle.dumps(1, protocol=2) + pickle.dumps(("t0", "0", torch.FloatTensor), protocol=2)
+    tensors += struct.pack("<ii", 1, 0) + struct.pack("<qqq", 3, 1, 0)
+    members = {
+        "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+        "pickle": pickle.dumps({"weight": 1.0}, protocol=2),
+        "storages": storage,
+        "tensors": tensors,
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def test_legacy_tar_format(tmp_path: Path) -> None:
+    good = tmp_path / "old.pt"
+    good.write_bytes(_legacy_tar(pickle.dumps(("0", "cpu", torch.FloatStorage), protocol=2)))
+    result = scan(good)
+    assert not _high(result), result.findings
+    assert [c.format for c in result.components] == ["pytorch"]
+    bad = tmp_path / "old_bad.pt"
+    bad.write_bytes(_legacy_tar(pickle.dumps(("0", "cpu", Payload()), protocol=2)))
+    assert scan(bad).worst() == Severity.CRITICAL

@@ -529,6 +529,8 @@ ALLOW: frozenset[str] = frozenset(
         "torch._tensor.Tensor",
         "torch.storage._load_from_bytes",  # its payload is analysed as a nested checkpoint
         *(f"torch.{kind}Storage" for kind in _TORCH_STORAGES),
+        *(f"torch.cuda.{kind}Storage" for kind in _TORCH_STORAGES),
+        *(f"torch.{kind}Tensor" for kind in _TORCH_STORAGES),  # legacy checkpoints name tensor types
         "torch.storage.UntypedStorage",
         "torch.storage.TypedStorage",
         "torch.storage._StorageBase",

@@ -246,6 +246,7 @@ class PickleReport:
     error_offset: int = -1
     first_opcode_invalid: bool = False
     persistent_ids: int = 0
+    end_offset: int = -1  # stream offset just after the last STOP read (exact when max_pickles stopped the scan)
     joblib: bool = False
     globals_seen: dict[str, Verdict] = field(default_factory=dict)
     nested: list[tuple[str, PickleReport]] = field(default_factory=list)
@@ -754,6 +755,7 @@ class PickleScanner:
                         metastack = []
                         in_pickle = False
                         rep.pickles += 1
+                        rep.end_offset = base + pos
                         if max_pickles is not None and rep.pickles >= max_pickles:
                             rep.opcodes += opcodes
                             return

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from typing import IO
@@ -205,12 +206,57 @@ class TorchAnalyzer(Analyzer):
 
     def claims(self, file: VirtualFile) -> bool:
         kind = sniff(file.head)
-        return kind is Kind.ZIP or (kind is Kind.PICKLE and is_legacy_torch(file.head))
+        return kind in (Kind.ZIP, Kind.TAR) or (kind is Kind.PICKLE and is_legacy_torch(file.head))
 
     def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
         if is_legacy_torch(file.head):
             return self._legacy(file, ctx)
+        if sniff(file.head) is Kind.TAR:
+            return self._legacy_tar(file, ctx)
         return self._zip(file, ctx)
+
+    def _legacy_tar(self, file: VirtualFile, ctx: ScanContext) -> bool:
+        """The pre-1.0 tar checkpoint: members sys_info, pickle, storages and tensors (nothing else)."""
+        try:
+            stream = file.open_seekable()
+        except OSError:
+            return False
+        policy = policy_for(ctx)
+        with stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r:") as tar:
+                    members: dict[str, tarfile.TarInfo] = {}
+                    for info in tar:
+                        if info.name not in _LEGACY_TAR_MEMBERS or len(members) >= len(_LEGACY_TAR_MEMBERS):
+                            return False  # an ordinary tar: the archive walker reads it
+                        members[info.name] = info
+                    if not {"pickle", "storages", "tensors"} <= members.keys():
+                        return False
+                    for name, info in sorted(members.items()):
+                        member = tar.extractfile(info)
+                        if member is None:
+                            continue
+                        path = f"{file.path}!{name}"
+                        with member:
+                            if name in ("pickle", "sys_info"):
+                                report = scan_stream(member, policy, torch_context=True)
+                                emit(report, ctx, path, what="legacy torch pickle")
+                            else:
+                                _legacy_records(member, info.size, name, policy, ctx, path)
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                ctx.add(
+                    make_finding(
+                        INCOMPLETE_MODEL,
+                        Location(file.path),
+                        f"legacy torch tar could not be read: {exc}",
+                        evidence=type(exc).__name__,
+                    )
+                )
+            digest, size = _sha256(stream)
+        ctx.component(
+            Component(kind="model", name=file.name, path=file.path, format="pytorch", sha256=digest, size=size)
+        )
+        return True
 
     def _legacy(self, file: VirtualFile, ctx: ScanContext) -> bool:
         hasher = hashlib.sha256()
@@ -295,6 +341,81 @@ class TorchAnalyzer(Analyzer):
             )
         ctx.component(Component(kind="model", name=file.name, path=file.path, format=fmt, sha256=digest, size=size))
         return True
+
+
+_LEGACY_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
+_ELEMENT_SIZE = {
+    "Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1, "Byte": 1,
+    "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16, "QInt8": 1, "QUInt8": 1, "QInt32": 4,
+}  # fmt: skip
+_MAX_RECORDS = 1_000_000
+
+
+def _legacy_records(stream: IO[bytes], size: int, name: str, policy: PicklePolicy, ctx: ScanContext, path: str) -> None:
+    """``storages``/``tensors`` of a legacy tar: a count pickle, then per record a pickle and raw bytes whose
+    size the record gives (storages also end with a storage-views pickle). Every pickle is analysed."""
+    count = _first_int(stream.read(16))
+    stream.seek(0)
+    reports: list[PickleReport] = []
+
+    def next_pickle() -> PickleReport | None:
+        start = stream.tell()
+        report = scan_stream(stream, policy, torch_context=True, max_pickles=1)
+        reports.append(report)
+        if report.error is not None or report.end_offset < 0:
+            return None
+        stream.seek(start + report.end_offset)
+        return report
+
+    problem = ""
+    first = next_pickle()
+    if first is None or count is None or count > _MAX_RECORDS:
+        problem = "record count could not be read"
+    else:
+        for _ in range(count):
+            record = next_pickle()
+            if record is None:
+                problem = "a record pickle could not be read"
+                break
+            if name == "storages":
+                kinds = [p.rsplit(".", 1)[1][: -len("Storage")] for p in record.globals_seen if p.endswith("Storage")]
+                width = _ELEMENT_SIZE.get(kinds[0]) if kinds else None
+                raw = stream.read(8)
+                if width is None or len(raw) < 8:
+                    problem = "a storage record has an unknown type or is truncated"
+                    break
+                stream.seek(int.from_bytes(raw, "little", signed=True) * width, io.SEEK_CUR)
+            else:
+                raw = stream.read(8)
+                if len(raw) < 8:
+                    problem = "a tensor record is truncated"
+                    break
+                ndim = int.from_bytes(raw[:4], "little", signed=True)
+                if not 0 <= ndim <= 64:
+                    problem = "a tensor record has an impossible rank"
+                    break
+                stream.seek(16 * ndim + 8, io.SEEK_CUR)
+        else:
+            if name == "storages" and next_pickle() is None:
+                problem = "the storage views pickle could not be read"
+        if not problem and stream.tell() != size:
+            problem = f"{size - stream.tell()} unexpected bytes after the last record"
+    for report in reports:
+        emit(report, ctx, path, what="legacy torch pickle")
+    if problem:
+        ctx.add(make_finding(INCOMPLETE_MODEL, Location(path), f"legacy torch {name}: {problem}", evidence=problem))
+
+
+def _first_int(data: bytes) -> int | None:
+    """The integer a tiny ``pickle.dumps(n, protocol=2)`` holds (the record counts of legacy tars)."""
+    body = data[2:] if data[:1] == b"\x80" else data
+    if body[:1] == b"K":
+        return body[1]
+    if body[:1] == b"M":
+        return int.from_bytes(body[1:3], "little")
+    if body[:1] == b"J":
+        return int.from_bytes(body[1:5], "little", signed=True)
+    return None
 
 
 def _sha256(stream: IO[bytes]) -> tuple[str, int]:
