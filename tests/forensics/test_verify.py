@@ -336,3 +336,33 @@ def test_hostile_ledger_input_is_reported_not_raised(tmp_path: Path, garbage: by
 
     events = ledger_events(ledger)  # unparseable entries are evidence, not events: skipped here
     assert "<html" in render_report(str(path), events, find_incidents(events), report)
+
+
+def test_gap_explained_by_a_logs_dropped_event_recorded_in_the_ledger(tmp_path: Path) -> None:
+    """The runtime (through a Telemetry API extension) records Lambda's report as an event of its own."""
+    from sas.events import RuntimeEvent, Verdict
+    from sas.events.ledger import LedgerWriter
+    from sas.events.stores import JsonlStore
+
+    signer = Signer.generate()
+    path = tmp_path / "stdout-capture.jsonl"
+    writer = LedgerWriter(JsonlStore(str(path)), signer=signer, checkpoint_every=100)
+
+    def event(i: int, name: str = "invocation", details: dict[str, object] | None = None) -> RuntimeEvent:
+        return RuntimeEvent(
+            1.79e9 + i, name, "shield", "", "", "info", Verdict.ALLOW, f"r{i}", "c", "i-1", "fn", "aws", details or {}
+        )
+
+    for i in range(250):
+        writer.emit(event(i))
+    writer.emit(
+        event(250, "platform.logsDropped", {"droppedRecords": 5, "droppedBytes": 2000, "reason": "slow consumer"})
+    )
+    writer.close()
+    mutate_entries(path, "sas-ledger/fn/i-1", lambda es: es[:120] + es[125:])  # the platform lost 5 lines
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert not report.tampered
+    assert [(p.kind, p.first_seq, p.last_seq, p.explained) for p in report.problems] == [("dropped", 120, 124, True)]
+    # more missing lines than the platform reported dropping: not explained
+    mutate_entries(path, "sas-ledger/fn/i-1", lambda es: es[:10] + es[20:])
+    assert verify_ledger(load_ledger(path), [signer.verifier]).tampered

@@ -161,6 +161,7 @@ class _Context:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._drop_times: list[tuple[float, int | None, str]] | None = None
+        self._used: dict[str, int] = {}
 
     def drop_reports(self) -> list[tuple[float, int | None, str]]:
         """``(time, dropped_records, origin_or_empty)`` of every platform dropped-log report."""
@@ -192,6 +193,10 @@ class _Context:
         return self._drop_times
 
     def explains(self, origin: str, gap_start_time: float | None, missing: int) -> bool:
+        """True when dropped-log reports issued after the gap began account for ``missing`` more lines.
+
+        Reports are a budget: lines they explain in one gap are not available to explain another.
+        """
         reports = [
             r
             for r in self.drop_reports()
@@ -199,8 +204,13 @@ class _Context:
         ]
         if not reports:
             return False
-        counts = [r[1] for r in reports]
-        return any(c is None for c in counts) or sum(c for c in counts if c is not None) >= missing
+        if any(r[1] is None for r in reports):
+            return True  # a report that does not count what it dropped explains any gap after it
+        budget = sum(r[1] for r in reports if r[1] is not None) - self._used.get(origin, 0)
+        if missing > budget:
+            return False
+        self._used[origin] = self._used.get(origin, 0) + missing
+        return True
 
 
 def _time_of(value: Any) -> float | None:
