@@ -20,86 +20,15 @@ from dataclasses import dataclass
 
 from sas.scan.iac.actiondb import table
 from sas.scan.iac.model import RoleSpec, Statement
-from sas.scan.rules import rule
-from sas.taxonomy import Severity, Threat
-
-_REFS_PRIV = ("OWASP Serverless Top 10 SAS-4",)
-
-ADMIN = rule(
-    "SAS-IAM-001",
-    "Role grants administrator access",
-    Severity.HIGH,
-    Threat.OVER_PRIVILEGE,
-    "The function's role allows every action on every resource (Action '*', AdministratorAccess, or NotAction "
-    "with only a few exclusions). Anyone who runs code in the function owns the account.",
-    "Replace the policy with the actions the function calls, on the resources it uses.",
-    _REFS_PRIV,
+from sas.scan.iac.rules import (
+    ADMIN,
+    BROAD_WRITE,
+    ESCALATION,
+    EXFILTRATION,
+    SERVICE_WIDE,
+    UNRESOLVED_POLICY,
 )
-SERVICE_WIDE = rule(
-    "SAS-IAM-002",
-    "Role grants every action of a service",
-    Severity.HIGH,
-    Threat.OVER_PRIVILEGE,
-    "A statement allows a whole service ('s3:*', 'dynamodb:*', ...). On every resource this is high; on a "
-    "named resource it is medium.",
-    "List the individual actions the function needs.",
-    _REFS_PRIV,
-)
-BROAD_WRITE = rule(
-    "SAS-IAM-003",
-    "Role can write or manage permissions on every resource",
-    Severity.HIGH,
-    Threat.OVER_PRIVILEGE,
-    "Actions at access level 'Permissions management' (high) or 'Write' (medium) are allowed on Resource '*', "
-    "so the function can change any resource of those types in the account.",
-    "Scope the Resource element to the ARNs the function owns.",
-    _REFS_PRIV,
-)
-ESCALATION = rule(
-    "SAS-IAM-004",
-    "Role has a privilege-escalation path",
-    Severity.HIGH,
-    Threat.PRIVILEGE_ESCALATION_PATH,
-    "The permissions of the role, combined across all its policies, complete a known privilege-escalation "
-    "method (Rhino Security Labs catalogue, pathfinding.cloud lambda-001..006): code running in the function "
-    "can obtain more privileges than the role was meant to have.",
-    "Remove one permission of the path (usually iam:PassRole on '*', or the iam:/lambda: write action), or "
-    "scope it to named resources with conditions.",
-    _REFS_PRIV,
-)
-EXFILTRATION = rule(
-    "SAS-IAM-005",
-    "Role can read data or secrets account-wide",
-    Severity.MEDIUM,
-    Threat.OVER_PRIVILEGE,
-    "The role can read every object, secret, parameter or key of a kind (s3:GetObject, "
-    "secretsmanager:GetSecretValue, ssm:GetParameter, kms:Decrypt on '*'): one code-injection bug in the "
-    "function exfiltrates them all.",
-    "Scope data-reading actions to the buckets, secrets and keys the function uses.",
-    _REFS_PRIV,
-)
-UNRESOLVED_POLICY = rule(
-    "SAS-IAM-006",
-    "Role permissions could not be fully resolved",
-    Severity.INFO,
-    Threat.INCOMPLETE_ANALYSIS,
-    "Part of the role's permissions comes from something the template does not contain (a customer-managed "
-    "policy ARN, a role defined elsewhere, an unresolvable expression). Those permissions were not judged.",
-    "Define the role and its policies in the same template, or review the external policy separately.",
-    (),
-)
-PUBLIC_AND_PRIVILEGED = rule(
-    "SAS-IAM-010",
-    "Public entry point runs with a privileged role",
-    Severity.CRITICAL,
-    Threat.PRIVILEGE_ESCALATION_PATH,
-    "Anyone on the internet can invoke this function without credentials, and its role is privileged "
-    "(administrator, an escalation path, service-wide or account-wide data access). One injection bug in the "
-    "handler hands that role to an anonymous attacker.",
-    "Require authentication on the entry point, and reduce the role to least privilege; either alone lowers "
-    "the risk, both are needed.",
-    ("OWASP Serverless Top 10 SAS-2", "OWASP Serverless Top 10 SAS-4", "MITRE ATLAS AML.T0049"),
-)
+from sas.taxonomy import Severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,14 +16,17 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
 from sas.scan.findings import Location, make_finding
-from sas.scan.iac import checks
-from sas.scan.iac.model import Deployment, ParseIssue, Src
+from sas.scan.iac import rules as iac_rules  # declares every SAS-IAC/SAS-IAM rule; the checks load lazily
+
+if TYPE_CHECKING:
+    from sas.scan.iac.checks import Checker
+    from sas.scan.iac.model import Deployment
 
 MAX_TEMPLATE_BYTES = 16 * 1024 * 1024  # far above CloudFormation's 1 MB limit; larger is not a template
 MAX_SIDE_FILE_BYTES = 1024 * 1024  # files kept for ${file()} lookups
@@ -38,7 +41,7 @@ class IacAnalyzer(Analyzer):
         self._deferred_serverless: list[tuple[str, str, Any]] = []
         self._side_files: dict[str, str] = {}
         self._terraform: dict[str, list[tuple[str, str]]] = {}
-        self._checker: checks.Checker | None = None
+        self._checker: Checker | None = None
 
     def claims(self, file: VirtualFile) -> bool:
         name = file.name.lower()
@@ -48,8 +51,10 @@ class IacAnalyzer(Analyzer):
             return b"azure.functions" in file.head or b"azure import functions" in file.head
         return False
 
-    def checker(self, ctx: ScanContext) -> checks.Checker:
+    def checker(self, ctx: ScanContext) -> Checker:
         if self._checker is None:
+            from sas.scan.iac import checks
+
             raw = ctx.settings.raw
             section = raw.get("scan", {}).get("iac", {}) if isinstance(raw.get("scan"), dict) else {}
             trusted = section.get("trusted_accounts", ()) if isinstance(section, dict) else ()
@@ -60,20 +65,7 @@ class IacAnalyzer(Analyzer):
         name = file.name.lower()
         if file.size > MAX_TEMPLATE_BYTES:
             if _maybe_deployment_name(name):
-                self._report(
-                    ctx,
-                    Deployment(
-                        "unknown",
-                        file.path,
-                        issues=(
-                            ParseIssue(
-                                Src(file.path),
-                                f"{file.size} bytes is too large for a deployment template; not parsed",
-                                fatal=True,
-                            ),
-                        ),
-                    ),
-                )
+                self._report(ctx, _fatal(file.path, f"{file.size} bytes is too large for a deployment template"))
             return False
         with file.open() as stream:
             data = stream.read(MAX_TEMPLATE_BYTES + 1)
@@ -81,8 +73,7 @@ class IacAnalyzer(Analyzer):
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             if _maybe_deployment_name(name) and b"\x00" not in data[:1024]:
-                issue = ParseIssue(Src(file.path), f"not UTF-8 text (byte {exc.start})", fatal=True)
-                self._report(ctx, Deployment("unknown", file.path, issues=(issue,)))
+                self._report(ctx, _fatal(file.path, f"not UTF-8 text (byte {exc.start})"))
             return False
         if name.endswith((".tf", ".hcl")) or name.endswith(".tf.json"):
             folder = posixpath.dirname(file.path)
@@ -113,8 +104,7 @@ class IacAnalyzer(Analyzer):
             doc = yamlsrc.load(text, json_hint=name.endswith(".json"))
         except yamlsrc.TemplateError as exc:
             if _looks_like_deployment_text(text):
-                issue = ParseIssue(Src(path, exc.line), str(exc), fatal=True)
-                self._report(ctx, Deployment("unknown", path, issues=(issue,)))
+                self._report(ctx, _fatal(path, str(exc), exc.line))
             return
         if cloudformation.looks_like(doc):
             self._report(ctx, lambda: cloudformation.parse(doc, path), path)
@@ -147,8 +137,8 @@ class IacAnalyzer(Analyzer):
             # a checker bug on odd input must not hide the rest of the scan
             ctx.add(
                 make_finding(
-                    checks.UNPARSABLE,
-                    Location(dep.path if isinstance(dep, Deployment) else path),
+                    iac_rules.UNPARSABLE,
+                    Location(path or getattr(dep, "path", "")),
                     f"deployment checks stopped early on this file: {type(exc).__name__}: {exc}"[:300],
                     evidence=type(exc).__name__,
                 )
@@ -162,6 +152,13 @@ class IacAnalyzer(Analyzer):
                 ctx.add(finding)
         if dep.functions:
             ctx.note(f"iac: {dep.path}: {len(dep.functions)} function(s) from {dep.fmt}")
+
+
+def _fatal(path: str, message: str, line: int | None = None) -> Deployment:
+    """A deployment that could not be read at all: reported as SAS-IAC-000 at ``path``."""
+    from sas.scan.iac.model import Deployment, ParseIssue, Src
+
+    return Deployment("unknown", path, issues=(ParseIssue(Src(path, line), message, fatal=True),))
 
 
 def _has_markers(text: str) -> bool:

@@ -15,209 +15,29 @@ from sas.scan import iam
 from sas.scan.findings import Finding, Location, make_finding
 from sas.scan.iac import runtimes
 from sas.scan.iac.model import Deployment, FunctionSpec, Src, Trigger, Unknown
-from sas.scan.iac.secrets import find_secret
-from sas.scan.rules import Rule, rule
-from sas.taxonomy import Severity, Threat
-
-_CONFIG = ("OWASP Serverless Top 10 SAS-3",)
-
-UNPARSABLE = rule(
-    "SAS-IAC-000",
-    "Deployment file could not be parsed",
-    Severity.MEDIUM,
-    Threat.INCOMPLETE_ANALYSIS,
-    "A template or deployment file is malformed or too large, so none of its functions were checked. A "
-    "deployment tool may still read it differently.",
-    "Fix the syntax error at the reported line (or split the template), then scan again.",
-    ("CWE-20",),
-)
-PUBLIC_ENTRY = rule(
-    "SAS-IAC-001",
-    "Function is invocable from the internet without authentication",
-    Severity.HIGH,
-    Threat.PUBLIC_EXPOSURE,
-    "A Function URL with AuthType NONE, an API route without an authorizer, a resource policy with "
-    "Principal '*', an Azure HTTP trigger with authLevel anonymous, or a GCP invoker binding for "
-    "allUsers/allAuthenticatedUsers lets anyone call the function: model extraction, abuse of the role, "
-    "and an open bill.",
-    "Require authentication (AWS_IAM, a JWT/Cognito/Lambda authorizer, function keys plus App Service "
-    "auth, or a named GCP invoker), or put an authenticated gateway in front.",
-    ("OWASP Serverless Top 10 SAS-2", "MITRE ATLAS AML.T0049", "OWASP ML Top 10 ML05"),
-)
-UNRESOLVED = rule(
-    "SAS-IAC-002",
-    "Deployment value could not be resolved statically",
-    Severity.INFO,
-    Threat.INCOMPLETE_ANALYSIS,
-    "A value that a check depends on comes from outside the file (a parameter without default, an SSM "
-    "lookup, a CLI option, another stack). sas never guesses it, so that check was not applied.",
-    "Give the parameter a default, or scan the rendered template (sam build, serverless package, "
-    "terraform show -json).",
-    (),
-)
-SECRET_ENV = rule(
-    "SAS-IAC-003",
-    "Secret in environment variables or app settings",
-    Severity.HIGH,
-    Threat.SECRET_EXPOSURE,
-    "A credential is written in plain text in the function's environment or app settings (or a long-lived "
-    "IAM access key is wired into it). Environment variables are readable by anyone who can read the "
-    "function's configuration, end up in logs and crash dumps, and are exfiltrated by any code injection.",
-    "Keep the secret in a secret store (Secrets Manager, SSM SecureString, Key Vault, Secret Manager) and "
-    "pass only its reference; rotate the exposed value.",
-    ("OWASP Serverless Top 10 SAS-7", "MITRE ATLAS AML.T0055"),
-)
-DEPRECATED_RUNTIME = rule(
-    "SAS-IAC-005",
-    "Function uses a deprecated runtime",
-    Severity.MEDIUM,
-    Threat.DEPENDENCY_POISONING,
-    f"The runtime is past its provider's deprecation date (table dated {runtimes.TABLE_DATE.isoformat()}) "
-    "and no longer receives security patches.",
-    "Move to a supported runtime version.",
-    ("OWASP Serverless Top 10 SAS-6",),
-)
-NO_CONCURRENCY_LIMIT = rule(
-    "SAS-IAC-006",
-    "No concurrency limit (denial of wallet)",
-    Severity.LOW,
-    Threat.DENIAL_OF_WALLET,
-    "Without a per-function concurrency cap (reserved concurrency, max instances, scale limit), a burst of "
-    "requests scales the function to the account or platform limit; the finding computes what that costs "
-    "per hour from memory, timeout and concurrency. Medium when the function is publicly invocable.",
-    "Set a concurrency limit sized for expected peak load, and rate-limit the entry point.",
-    ("OWASP Serverless Top 10 SAS-8", "MITRE ATLAS AML.T0034"),
-)
-FOREIGN_LAYER = rule(
-    "SAS-IAC-007",
-    "Layer from another account",
-    Severity.MEDIUM,
-    Threat.MALICIOUS_LAYER,
-    "The function loads a layer published by another AWS account. That account can publish new code the "
-    "function runs (if unpinned) or may be compromised; the layer's code runs with the function's role.",
-    "Build the layer in your own account from reviewed sources, or list the publisher in [scan.iac] "
-    "trusted_accounts after review.",
-    ("OWASP Serverless Top 10 SAS-6", "MITRE ATLAS AML.T0010"),
-)
-UNPINNED_LAYER = rule(
-    "SAS-IAC-008",
-    "Layer version is not pinned",
-    Severity.MEDIUM,
-    Threat.MALICIOUS_LAYER,
-    "The layer reference has no version number (or it cannot be resolved), so what runs can change "
-    "without a change to this file.",
-    "Reference the layer by its full version ARN (…:layer:name:N).",
-    ("OWASP Serverless Top 10 SAS-6",),
-)
-CODE_SIGNING = rule(
-    "SAS-IAC-009",
-    "Code signing not enforced",
-    Severity.LOW,
-    Threat.UNTRUSTED_ARTIFACT_SOURCE,
-    "The function has no code-signing configuration, or it only warns (UntrustedArtifactOnDeployment: "
-    "Warn), so unsigned or tampered packages deploy.",
-    "Attach a code-signing config with UntrustedArtifactOnDeployment: Enforce.",
-    ("OWASP Serverless Top 10 SAS-6",),
-)
-DEFAULT_SERVICE_ACCOUNT = rule(
-    "SAS-IAC-010",
-    "GCP function runs as the default compute service account",
-    Severity.MEDIUM,
-    Threat.OVER_PRIVILEGE,
-    "Without service_account_email a Cloud Function runs as PROJECT_NUMBER-compute@developer."
-    "gserviceaccount.com, which holds the project Editor role unless the organisation disabled automatic "
-    "grants: any code injection can change most of the project.",
-    "Create a dedicated service account with only the roles the function needs and set service_account_email.",
-    ("OWASP Serverless Top 10 SAS-4",),
-)
-AZURE_STORAGE_KEY = rule(
-    "SAS-IAC-011",
-    "Azure storage account key in settings",
-    Severity.HIGH,
-    Threat.SECRET_EXPOSURE,
-    "A storage connection string with AccountKey= is stored in app settings or local.settings.json. The key "
-    "gives full control of the storage account, which also holds the function app's own code and keys.",
-    "Use identity-based connections (AzureWebJobsStorage__accountName with a managed identity) or a Key "
-    "Vault reference; rotate the key.",
-    ("OWASP Serverless Top 10 SAS-7", "MITRE ATLAS AML.T0055"),
-)
-NO_TRACING = rule(
-    "SAS-IAC-012",
-    "Tracing not enabled",
-    Severity.INFO,
-    Threat.INCOMPLETE_ANALYSIS,
-    "Active tracing is off, so an investigation cannot follow a request through the function and the calls it makes.",
-    "Set Tracing: Active (SAM), tracing.lambda: true (serverless.yml) or tracing_config { mode = Active }.",
-    ("OWASP Serverless Top 10 SAS-5",),
-)
-NO_DEAD_LETTER = rule(
-    "SAS-IAC-013",
-    "Asynchronous function has no dead-letter or on-failure destination",
-    Severity.LOW,
-    Threat.INCOMPLETE_ANALYSIS,
-    "Events that fail every retry are dropped silently, including the ones an attacker crafted to fail.",
-    "Configure a dead-letter queue or an on-failure destination.",
-    ("OWASP Serverless Top 10 SAS-5",),
-)
-LONG_TIMEOUT = rule(
-    "SAS-IAC-014",
-    "Long timeout on a synchronous entry point",
-    Severity.LOW,
-    Threat.DENIAL_OF_WALLET,
-    "An HTTP-invoked function with a timeout above 60 s lets each slow or hanging request cost up to the full timeout.",
-    "Keep HTTP timeouts short (API Gateway stops waiting after 29 s anyway); move long work to a queue.",
-    ("OWASP Serverless Top 10 SAS-8",),
-)
-PUBLIC_LAYER = rule(
-    "SAS-IAC-015",
-    "Layer shared with every AWS account",
-    Severity.MEDIUM,
-    Threat.UNTRUSTED_ARTIFACT_SOURCE,
-    "A layer permission grants '*' (all accounts) the right to use the layer: anything bundled in it "
-    "(code, models, configuration) is public.",
-    "Share with named accounts or an organisation id.",
-    ("OWASP Serverless Top 10 SAS-3",),
-)
-
-GCP_BASIC_ROLE = rule(
-    "SAS-IAM-007",
-    "Function identity holds a basic Owner/Editor role",
-    Severity.HIGH,
-    Threat.OVER_PRIVILEGE,
-    "The service account the function runs as is granted roles/owner or roles/editor on the project: code "
-    "running in the function can change (or, with Owner, take over) the whole project.",
-    "Grant the service account predefined or custom roles limited to what the function calls.",
-    ("OWASP Serverless Top 10 SAS-4",),
-)
-HTTPS_NOT_ENFORCED = rule(
-    "SAS-IAC-016",
-    "Function app accepts plain HTTP",
-    Severity.LOW,
-    Threat.PUBLIC_EXPOSURE,
-    "https_only is not set, so requests (and function keys in them) may travel unencrypted.",
-    "Set https_only = true on the function app.",
-    ("OWASP Serverless Top 10 SAS-3",),
-)
-
-ALL_RULES: tuple[Rule, ...] = (
-    GCP_BASIC_ROLE,
-    HTTPS_NOT_ENFORCED,
-    UNPARSABLE,
-    PUBLIC_ENTRY,
-    UNRESOLVED,
-    SECRET_ENV,
-    DEPRECATED_RUNTIME,
-    NO_CONCURRENCY_LIMIT,
-    FOREIGN_LAYER,
-    UNPINNED_LAYER,
+from sas.scan.iac.rules import (
+    AZURE_STORAGE_KEY,
     CODE_SIGNING,
     DEFAULT_SERVICE_ACCOUNT,
-    AZURE_STORAGE_KEY,
-    NO_TRACING,
-    NO_DEAD_LETTER,
+    DEPRECATED_RUNTIME,
+    FOREIGN_LAYER,
+    GCP_BASIC_ROLE,
+    HTTPS_NOT_ENFORCED,
     LONG_TIMEOUT,
+    NO_CONCURRENCY_LIMIT,
+    NO_DEAD_LETTER,
+    NO_TRACING,
+    PUBLIC_AND_PRIVILEGED,
+    PUBLIC_ENTRY,
     PUBLIC_LAYER,
+    SECRET_ENV,
+    UNPARSABLE,
+    UNPINNED_LAYER,
+    UNRESOLVED,
 )
+from sas.scan.iac.secrets import find_secret
+from sas.scan.rules import Rule
+from sas.taxonomy import Severity
 
 # Publishers of widely used layers (from their own documentation): a layer from them is still foreign code,
 # but a known vendor's; reported at low severity.
@@ -301,7 +121,7 @@ class Checker:
             why = "; ".join(privileged)[:300]
             out.append(
                 make_finding(
-                    iam.PUBLIC_AND_PRIVILEGED,
+                    PUBLIC_AND_PRIVILEGED,
                     _loc(trig.src),
                     f"{fn.name}: anyone can invoke it ({trig.detail or trig.kind}) "
                     f"and its identity is privileged: {why}",
