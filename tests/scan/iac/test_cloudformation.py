@@ -584,3 +584,23 @@ Resources:
         }
     )
     assert any("iam-attach-policy" in f.message for f in res.rule("SAS-IAM-004"))
+
+
+def test_resource_condition_false_is_not_deployed(scan_files):
+    tmpl = """
+AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  Stage: {Type: String, Default: STAGE}
+Conditions:
+  IsDev: !Equals [!Ref Stage, dev]
+Resources:
+  F:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python3.12, Handler: a.b, Role: arn:aws:iam::1:role/r}
+  DevUrl:
+    Type: AWS::Lambda::Url
+    Condition: IsDev
+    Properties: {AuthType: NONE, TargetFunctionArn: !GetAtt F.Arn}
+"""
+    assert "SAS-IAC-001" not in scan_files({"a/t.yaml": tmpl.replace("STAGE", "prod")}).ids()
+    assert "SAS-IAC-001" in scan_files({"b/t.yaml": tmpl.replace("STAGE", "dev")}).ids()

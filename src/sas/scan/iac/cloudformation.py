@@ -147,6 +147,9 @@ class _Parser:
         out = []
         for rid, res in self.resources.items():
             if isinstance(res, dict) and res.get("Type") == kind:
+                # a resource whose Condition is false with the defaults is not deployed; unknown ones are
+                if isinstance(res.get("Condition"), str) and self.ev.condition(res["Condition"]) is False:
+                    continue
                 props = res.get("Properties")
                 out.append((str(rid), res, props if isinstance(props, dict) else LMap()))
         return out
