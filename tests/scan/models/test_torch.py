@@ -225,3 +225,16 @@ def test_legacy_tar_format(tmp_path: Path) -> None:
     bad = tmp_path / "old_bad.pt"
     bad.write_bytes(_legacy_tar(pickle.dumps(("0", "cpu", Payload()), protocol=2)))
     assert scan(bad).worst() == Severity.CRITICAL
+
+
+def test_package_holding_an_unpacked_checkpoint_is_walked_not_consumed(tmp_path: Path) -> None:
+    # A function zip with a torch folder at its top and other files: every member must still be visited.
+    pkg = tmp_path / "function.zip"
+    with zipfile.ZipFile(io.BytesIO(_saved(SmallNet().state_dict()))) as src, zipfile.ZipFile(pkg, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        dst.writestr("handler.pkl", pickle.dumps(Payload()))
+    result = scan(pkg)
+    assert any(
+        f.location.path == "function.zip!handler.pkl" and f.severity == Severity.CRITICAL for f in result.findings
+    )

@@ -259,6 +259,12 @@ DENY: dict[str, str] = {
     "torch._C._jit_*": "TorchScript internals",
     "torch._utils._rebuild_device_tensor_from_cpu_tensor": "",
     "keras.saving.*": "loads models that may hold Lambda layers",
+    "keras.src.saving.*": "loads models that may hold Lambda layers",
+    "keras.src.models.model.Model._unpickle_model": "nested .keras load (Lambda layers run code)",
+    "keras.layers.Lambda": "wraps arbitrary Python code",
+    "keras.src.layers.core.lambda_layer.Lambda": "wraps arbitrary Python code",
+    "keras.src.utils.python_utils.func_load": "rebuilds functions from marshalled code",
+    "keras.utils.python_utils.func_load": "rebuilds functions from marshalled code",
     "keras.models.load_model": "loads models that may hold Lambda layers",
     "keras.utils.get_file": "downloads files",
     "tensorflow.*": "TensorFlow ops read and write files and run py_func",
@@ -745,6 +751,14 @@ def _deny_reason(path: str) -> str | None:
         if _pattern_matches(pattern, path):
             return reason or "code-running or nested-loading global"
     return None
+
+
+# Ordinary as values (joblib records ``numpy.memmap`` as an array's subclass) but harmful when called.
+DANGEROUS_IF_CALLED: dict[str, str] = {
+    "numpy.memmap": "creates or overwrites files (mode='w+')",
+    "numpy.core.memmap.memmap": "creates or overwrites files (mode='w+')",
+    "numpy._core.memmap.memmap": "creates or overwrites files (mode='w+')",
+}
 
 
 def is_nested_loader(path: str) -> bool:

@@ -32,7 +32,7 @@ from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
 from sas.scan.magic import Kind, sniff
-from sas.scan.models.pickle_policy import NESTED_LOADERS, Level, PicklePolicy, Verdict
+from sas.scan.models.pickle_policy import DANGEROUS_IF_CALLED, NESTED_LOADERS, Level, PicklePolicy, Verdict
 from sas.scan.rules import FORMAT_MISMATCH, INCOMPLETE_MODEL, Rule, rule
 from sas.taxonomy import Severity, Threat
 
@@ -401,7 +401,14 @@ class PickleScanner:
         if isinstance(func, Global):
             g, first, _, _ = self._global_use.get(func.path, (func, offset, False, None))
             self._global_use[func.path] = (g, first, True, args)
-            if func.path in _UFUNC_RECONSTRUCT:
+            if func.path in DANGEROUS_IF_CALLED:
+                self._hit(
+                    CALLS_DANGEROUS,
+                    f"{how} at byte {offset} calls {func.path}: {DANGEROUS_IF_CALLED[func.path]}",
+                    _call_evidence(func, args),
+                    offset,
+                )
+            elif func.path in _UFUNC_RECONSTRUCT:
                 self._check_import_by_name(func, args, offset)
             elif func.path in NESTED_LOADERS:
                 self._nested(func, args, offset)

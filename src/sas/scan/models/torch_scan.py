@@ -94,7 +94,9 @@ def _zip_layout(names: list[str]) -> str | None:
     for name in names:
         if name.count("/") == 1 and name.endswith("/data.pkl"):
             prefix = name[: -len("data.pkl")]
-            if any(prefix + r in names_set for r in _RECORDS):
+            # torch writes nothing outside its folder; a zip with other top-level content (a function package
+            # that happens to hold an unpacked checkpoint) is an ordinary archive for the walker to descend into
+            if any(prefix + r in names_set for r in _RECORDS) and all(n.startswith(prefix) for n in names):
                 return prefix
     return None
 
