@@ -1234,15 +1234,22 @@ def emit(
     path: str,
     *,
     mismatch_ok: bool = False,
+    mismatch_reported: bool = False,
     what: str = "pickle",
 ) -> None:
-    """Add findings for ``report`` (found in the file or member at ``path``) to ``ctx``."""
+    """Add findings for ``report`` (found in the file or member at ``path``) to ``ctx``.
+
+    ``mismatch_ok``: content that is not a pickle at all is a name/content mismatch (the file was picked by
+    its name), not a broken pickle; ``mismatch_reported``: someone else (the walker) already says so."""
     for hit in report.hits:
         ctx.add(make_finding(hit.rule, Location(path), hit.message, evidence=hit.evidence, severity=hit.severity))
     for label, inner in report.nested:
         emit(inner, ctx, f"{path}!{label}", what="embedded payload")
     if report.error is not None:
-        if report.first_opcode_invalid and report.pickles == 0 and not report.hits and mismatch_ok:
+        not_a_pickle = report.first_opcode_invalid and report.pickles == 0 and not report.hits
+        if not_a_pickle and mismatch_reported:
+            return
+        if not_a_pickle and mismatch_ok:
             ctx.add(
                 make_finding(
                     FORMAT_MISMATCH,
@@ -1282,6 +1289,7 @@ def _policy_cache(allow: tuple[str, ...], deny: tuple[str, ...]) -> PicklePolicy
 
 # --- the analyzer ----------------------------------------------------------------------------------------------
 
+_WALKER_CHECKED = (".pkl", ".pickle", ".joblib")
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".pck", ".pcl")
 LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
 
@@ -1306,7 +1314,9 @@ class PickleAnalyzer(Analyzer):
         with file.open() as stream:
             report = scan_stream(stream, policy_for(ctx), hasher=hasher)
         fmt = "joblib" if report.joblib or ".joblib" in file.name.lower() else "pickle"
-        emit(report, ctx, file.path, mismatch_ok=True, what=fmt)
+        # The archive walker already reports name/content mismatches for its own list of suffixes.
+        walker_checked = file.name.lower().endswith(_WALKER_CHECKED)
+        emit(report, ctx, file.path, mismatch_ok=True, mismatch_reported=walker_checked, what=fmt)
         ctx.component(
             Component(
                 kind="model",
