@@ -112,3 +112,14 @@ def test_manifest_written_inside_package_excludes_itself(tmp_path: Path, capsys:
     args = ["manifest", "build", str(pkg), "--key", str(tmp_path / "s.key"), "--out", str(inside), "--no-scan"]
     assert main(args) == 0
     assert main(["manifest", "verify", str(pkg), "--manifest", str(inside), "--pub", str(tmp_path / "s.pub")]) == 0
+
+
+def test_verify_finds_default_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg = _package(tmp_path)
+    assert main(["keygen", "--out", str(tmp_path / "s")]) == 0
+    assert main(["manifest", "build", str(pkg), "--key", str(tmp_path / "s.key"), "--no-scan"]) == 0
+    assert (tmp_path / "fn.manifest.json").is_file()
+    assert main(["manifest", "verify", str(pkg), "--pub", str(tmp_path / "s.pub")]) == 0
+    (tmp_path / "fn.manifest.json").unlink()
+    assert main(["manifest", "verify", str(pkg), "--pub", str(tmp_path / "s.pub")]) == 2
+    assert "no manifest given" in capsys.readouterr().err

@@ -39,7 +39,11 @@ def register(sub: Any) -> None:
 
     verify = msub.add_parser("verify", help="check PATH against a signed manifest")
     verify.add_argument("path", help="function folder, zip, or single file")
-    verify.add_argument("--manifest", "-m", required=True, help="the manifest file")
+    verify.add_argument(
+        "--manifest",
+        "-m",
+        help="the manifest file (default: PATH.manifest.json next to PATH, else PATH/sas-manifest.json)",
+    )
     verify.add_argument("--pub", required=True, help="Ed25519 public key (from sas keygen)")
     verify.add_argument("--only", action="append", metavar="PATH", help="check only these files or folders")
     verify.add_argument("--format", "-f", default="text", choices=["text", "json"])
@@ -119,13 +123,21 @@ def run_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _find_manifest(path: Path) -> Path:
+    for candidate in (_default_out(path), path / "sas-manifest.json"):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no manifest given and none found at {_default_out(path)} (use --manifest FILE)")
+
+
 def run_verify(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise InputError(f"no such file or directory: {args.path}")
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1")
     public_key = integrity.load_public_key(args.pub)
-    report = integrity.verify_tree(args.path, args.manifest, public_key, paths=args.only, workers=args.workers)
+    manifest = args.manifest or _find_manifest(Path(args.path))
+    report = integrity.verify_tree(args.path, manifest, public_key, paths=args.only, workers=args.workers)
     if args.format == "json":
         doc = {
             "ok": report.ok,
@@ -143,11 +155,11 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif report.ok:
         print(
-            f"ok: {report.files_checked} files, {report.bytes_checked} bytes match {os.fspath(args.manifest)} "
+            f"ok: {report.files_checked} files, {report.bytes_checked} bytes match {os.fspath(manifest)} "
             f"(signed by key {report.key_id} at {report.created}) in {report.seconds:.2f}s"
         )
     else:
         for line in report.problems():
             print(line)
-        print(f"FAILED: {len(report.problems())} problem(s) against {os.fspath(args.manifest)}", file=sys.stderr)
+        print(f"FAILED: {len(report.problems())} problem(s) against {os.fspath(manifest)}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
