@@ -481,14 +481,57 @@ def _modified(
                 s,
                 f"event {s} was edited (its bytes are no longer canonical JSON); checkpoint {cp.size} does not match",
             )
+    lo, hi = _localize(result, by_seq, start, cp.size)
+    if hi - lo == 1:
+        return Problem(
+            "modified",
+            log.origin,
+            lo,
+            lo,
+            f"event {lo} was modified: its subtree no longer matches the one signed checkpoint {cp.size} committed to",
+        )
     return Problem(
         "modified",
         log.origin,
-        start,
-        cp.size - 1,
-        f"an event among {start}..{cp.size - 1} was modified: their content no longer matches signed checkpoint "
+        lo,
+        hi - 1,
+        f"an event among {lo}..{hi - 1} was modified: their content no longer matches signed checkpoint "
         f"{cp.size} (the events before {start} verify)",
     )
+
+
+def _subtrees(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees a frontier of ``size`` holds, as leaf ranges, largest first."""
+    out, at = [], 0
+    for bit in range(size.bit_length() - 1, -1, -1):
+        if size >> bit & 1:
+            out.append((at, at + (1 << bit)))
+            at += 1 << bit
+    return out
+
+
+def _localize(result: _LogResult, by_seq: dict[int, int], lo: int, hi: int) -> tuple[int, int]:
+    """Narrow ``[lo, hi)`` using the frontiers of signed checkpoints (their subtree roots are authenticated by
+    the signed root they reproduce): a subtree whose root no longer matches holds the edit, one that matches
+    does not."""
+    for cp in result.good:
+        if _frontier_root(cp) != cp.root:
+            continue
+        for (a, b), node in zip(_subtrees(cp.size), cp.frontier, strict=True):
+            if b <= lo or a >= hi or any(s not in by_seq for s in range(max(a, lo), min(b, hi))):
+                continue
+            leaves = [result.hashes[by_seq[s]] for s in range(a, b)] if all(s in by_seq for s in range(a, b)) else None
+            if leaves is None:
+                continue
+            if root(leaves) != node:
+                lo, hi = max(lo, a), min(hi, b)
+            elif a <= lo < b:
+                lo = b
+            elif a < hi <= b:
+                hi = a
+            if hi - lo <= 1:
+                return lo, max(hi, lo + 1)
+    return lo, max(hi, lo + 1)
 
 
 def _verify_log(
