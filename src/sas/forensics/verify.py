@@ -10,8 +10,9 @@ Lambda ``platform.logsDropped`` report covers is ``dropped`` and does not count 
 
 Localisation: a deleted, inserted or reordered event carries its own sequence number and is named exactly. A
 modified event is named exactly when the edit left the line non-canonical or changed its sequence number;
-an edit that keeps the line canonical is located to the checkpoint interval that no longer matches (the
-signatures cover roots, not single events), which is why checkpoints are frequent.
+an edit that keeps the line canonical is narrowed to the smallest subtree of a signed checkpoint's frontier
+whose root no longer matches (the signatures cover roots, not single events): at worst the checkpoint
+interval, which is why checkpoints are frequent.
 """
 
 from __future__ import annotations
