@@ -65,6 +65,12 @@ def test_packages_and_models_as_components() -> None:
     assert len(root_deps["dependsOn"]) == 5
 
 
+def test_decompressed_stream_is_named_after_its_file() -> None:
+    component = Component("model", "[zlib]", "model/model.joblib![zlib]", format="joblib", sha256=MODEL_SHA)
+    doc = json.loads(render(_result((component,)), "cyclonedx"))
+    assert doc["components"][0]["name"] == "model.joblib"
+
+
 def test_empty_inventory_is_still_valid() -> None:
     text = render(_result(()), "cyclonedx")
     _validate(text)

@@ -35,6 +35,14 @@ def _purl(component: Component) -> Any:
     return PackageURL(type="pypi", name=name, version=component.version or None)
 
 
+def _model_name(component: Component) -> str:
+    """The file's name: a decompressed stream is reported as ``model.joblib![zlib]``, named ``[zlib]``."""
+    if component.name.startswith("[") and "!" in component.path:
+        outer = component.path.rsplit("!", 1)[0]
+        return outer.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+    return component.name
+
+
 def _component(component: Component, bom_ref: str) -> Any:
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.component import Component as CdxComponent
@@ -61,7 +69,7 @@ def _component(component: Component, bom_ref: str) -> Any:
     if component.kind == "model":
         return CdxComponent(
             type=ComponentType.MACHINE_LEARNING_MODEL,
-            name=component.name,
+            name=_model_name(component),
             version=component.version or None,
             hashes=hashes,
             properties=properties,
