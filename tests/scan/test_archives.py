@@ -15,6 +15,7 @@ import lzma
 import os
 import pickle
 import stat
+import struct
 import tarfile
 import tracemalloc
 import zipfile
@@ -416,6 +417,30 @@ def test_member_count_limit(tmp_path: Path, recorder: Recorder) -> None:
     (tmp_path / "many.tar").write_bytes(tar_bytes([(f"f{i}.txt", b"x") for i in range(20)]))
     result = run(tmp_path, recorder, max_members=5)
     assert findings_of(result, "SAS-ARC-006") == ["many.tar", "many.zip"]
+    # the first members are still scanned, the zip's from its local headers (its directory is never loaded)
+    assert sum(p.startswith("many.zip!") for p in recorder.paths) == 5
+    assert sum(p.startswith("many.tar!") for p in recorder.paths) == 5
+
+
+def test_zip64_member_count_is_read_before_the_directory(tmp_path: Path, recorder: Recorder) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(8):
+            zf.writestr(f"f{i}.txt", b"x")
+    data = bytearray(buf.getvalue())
+    # Rewrite the end record as zip64: count 0xFFFF in the classic record, the real count in a zip64 record.
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack_from("<II", data, eocd + 12)
+    zip64 = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, 8, 8, cd_size, cd_offset)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, eocd, 1)
+    classic = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, cd_size, cd_offset, 0)
+    (tmp_path / "z64.zip").write_bytes(bytes(data[:eocd]) + zip64 + locator + classic)
+    result = run(tmp_path, recorder, max_members=3)
+    assert findings_of(result, "SAS-ARC-006") == ["z64.zip"]
+    assert sum(p.startswith("z64.zip!") for p in recorder.paths) == 3
+    recorder.seen.clear()
+    result = run(tmp_path, recorder)
+    assert sum(p.startswith("z64.zip!") for p in recorder.paths) == 8 and result.findings == ()
 
 
 @dataclass
@@ -795,3 +820,21 @@ def test_zipapp_is_walked_without_a_polyglot_finding(tmp_path: Path, recorder: R
     result = run(tmp_path, recorder)
     assert recorder.paths == ["tool.pyz", "tool.pyz!__main__.py"]
     assert result.findings == ()
+
+
+def test_tar_metadata_header_claiming_gigabytes_is_not_read_into_memory(tmp_path: Path, recorder: Recorder) -> None:
+    huge = tarfile.TarInfo("././@PaxHeader")
+    huge.type = tarfile.XHDTYPE
+    huge.size = 3 * 1024 * MiB
+    header = huge.tobuf(tarfile.USTAR_FORMAT)
+    first = tar_bytes([("ok.pkl", PAYLOAD)])[:1024]  # one member, without the end-of-archive marker
+    (tmp_path / "pkg.tar").write_bytes(first + header + bytes(4 * MiB))
+    tracemalloc.start()
+    try:
+        result = run(tmp_path, recorder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert findings_of(result, "SAS-ARC-004") == ["pkg.tar"]
+    assert "pkg.tar!ok.pkl" in recorder.paths
+    assert peak < 64 * MiB

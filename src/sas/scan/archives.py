@@ -205,6 +205,14 @@ _LINK_TARGET_MAX = 4096
 _PROBE_BYTES = 4096
 _ZIP_LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _EOCD = struct.Struct("<4sHHHHIIH")
+_TAR_META_MAX = 1024 * 1024  # a pax header or GNU long name this large is not a real one
+_TAR_META_TYPES = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
 
 
 def walk_target(root: Path, ctx: ScanContext, visit: Visit) -> str:
@@ -418,6 +426,13 @@ class Walker:
     def _zip(self, file: VirtualFile) -> None:
         source = _Shared(file.open_seekable)
         try:
+            declared = _zip_declared_entries(source.get())
+            if declared is not None and declared > self.limits.max_members:
+                # zipfile would hold the whole directory in memory: read members from local headers instead,
+                # which stops at the limit.
+                self._too_many(file.path, declared)
+                self._zip_local(file, source)
+                return
             try:
                 zf = zipfile.ZipFile(source.get())
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error) as exc:
@@ -731,7 +746,7 @@ class Walker:
         try:
             try:
                 # Random access shares ``stream`` with the members' slices: tarfile seeks before each header.
-                tf = tarfile.open(fileobj=reader, mode="r:" if seekable else "r|")  # noqa: SIM115 - see finally
+                tf = tarfile.open(fileobj=reader, mode="r:" if seekable else "r|", tarinfo=_BoundedTarInfo)  # noqa: SIM115 - see finally
             except tarfile.ReadError as exc:
                 if str(exc) == "empty file":
                     return
@@ -885,6 +900,17 @@ class Walker:
             self.finding(PATH_TRAVERSAL, display, f"archive member {name!r} {problem}", evidence=name)
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose metadata records (GNU long names, pax headers) are read whole by tarfile into
+    memory: refuse any larger than ``_TAR_META_MAX`` instead of allocating what a hostile header claims."""
+
+    def _proc_member(self, owner: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _TAR_META_TYPES and self.size > _TAR_META_MAX:
+            raise tarfile.ReadError(f"metadata header claims {self.size} bytes (limit {_TAR_META_MAX})")
+        result: tarfile.TarInfo = super()._proc_member(owner)  # type: ignore[misc]
+        return result
+
+
 class _Tally(io.RawIOBase):
     """Counts the bytes read from a stream (to tell a complete tar from a truncated one)."""
 
@@ -943,6 +969,29 @@ def _decodes_at_start(file: VirtualFile, kind: Kind) -> bool:
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
         return False
     return True
+
+
+def _zip_declared_entries(stream: BinaryIO) -> int | None:
+    """The member count a zip's end-of-central-directory record declares (zip64 aware), or None."""
+    end = stream.seek(0, io.SEEK_END)
+    start = max(0, end - _EOCD.size - 0xFFFF)
+    stream.seek(start)
+    tail = read_exactly(stream, end - start)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + _EOCD.size > len(tail):
+        return None
+    entries = _EOCD.unpack_from(tail, pos)[4]
+    if entries != 0xFFFF:
+        return int(entries)
+    locator = pos - 20  # zip64: the locator sits just before the classic record and points to the zip64 one
+    if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+        return None
+    record = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+    stream.seek(record)
+    zip64 = read_exactly(stream, 56)
+    if len(zip64) < 56 or zip64[:4] != b"PK\x06\x06":
+        return None
+    return int.from_bytes(zip64[32:40], "little")
 
 
 def _has_zip_tail(file: VirtualFile) -> bool:
