@@ -838,3 +838,26 @@ def test_tar_metadata_header_claiming_gigabytes_is_not_read_into_memory(tmp_path
     assert findings_of(result, "SAS-ARC-004") == ["pkg.tar"]
     assert "pkg.tar!ok.pkl" in recorder.paths
     assert peak < 64 * MiB
+
+
+def test_fifo_given_as_target_is_an_error_not_a_hang(tmp_path: Path, recorder: Recorder) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    result = run(tmp_path / "pipe", recorder)
+    assert [e.path for e in result.errors] == ["pipe"]
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_tar_inside_zip_read_in_place_or_streamed(tmp_path: Path, recorder: Recorder, method: int) -> None:
+    inner = tar_bytes([("m.pkl", PAYLOAD), ("big.bin", os.urandom(1200 * 1024))])
+    (tmp_path / "fn.zip").write_bytes(zip_bytes({"pkg.tar": inner}, method))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["fn.zip", "fn.zip!pkg.tar", "fn.zip!pkg.tar!m.pkl", "fn.zip!pkg.tar!big.bin"]
+    assert recorder.data("fn.zip!pkg.tar!m.pkl") == PAYLOAD
+    assert result.findings == ()
+
+
+def test_gzipped_zip_is_opened_through_a_private_buffer(tmp_path: Path, recorder: Recorder) -> None:
+    (tmp_path / "layer.zip.gz").write_bytes(gzip.compress(zip_bytes({"python/m.pkl": PAYLOAD})))
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["layer.zip.gz", "layer.zip.gz!layer.zip", "layer.zip.gz!layer.zip!python/m.pkl"]
+    assert result.findings == ()

@@ -221,6 +221,9 @@ def walk_target(root: Path, ctx: ScanContext, visit: Visit) -> str:
         walker.folder(root)
         return root.name or str(root)
     display = root.name
+    if not root.is_file():  # a FIFO or device given as the target: opening it could block forever
+        ctx.error(display, "not a regular file, folder or archive; not read")
+        return display
     try:
         file = file_from_path(root, display, spool_bytes=ctx.settings.limits.spool_bytes)
     except OSError as exc:
