@@ -47,8 +47,9 @@ class VirtualFile:
     ``path`` is the display path: relative to the scanned folder (or the archive's name), with ``!`` between
     an archive and its members (``layer.zip!python/model.pkl``, ``a.zip!b.tar.gz!c/d.pkl``); a compressed
     single file shows its decompressed content as one member (``model.pkl.gz!model.pkl``,
-    ``model.joblib![zlib]``). ``size`` is the uncompressed size where the container records it (for a
-    compressed stream it is the compressed size: the real one is only known after reading).
+    ``model.joblib![zlib]``). ``size`` is the file's uncompressed size: recorded by the container for archive
+    members, measured by decompressing once for a compressed stream (what was decoded, when a limit or
+    damage cut the stream short).
 
     ``open()`` returns a new sequential binary stream each time (callers close it); reading past the scan's
     limits raises :class:`OSError` after the walker has recorded an archive-bomb finding. ``open_seekable()``
