@@ -17,13 +17,13 @@ MiB = 1024 * 1024
 class Limits:
     """Defences against hostile archives; crossing one is a finding, never an out-of-memory."""
 
-    max_total_bytes: int = 8 * 1024 * MiB  # all uncompressed bytes in the scan (container images are large)
+    max_total_bytes: int = 8 * 1024 * MiB  # bytes decompressed from archives and streams in the whole scan
     max_file_bytes: int = 4 * 1024 * MiB  # one file's uncompressed size
     max_ratio: float = 200.0  # uncompressed/compressed for one archive member above ``ratio_floor``
     ratio_floor: int = 8 * MiB  # small members may compress well; only judge ratio above this size
     max_members: int = 200_000  # entries in one archive
     max_depth: int = 4  # nested archives inside the target
-    spool_bytes: int = 32 * MiB  # a non-seekable member up to this size is buffered in memory
+    spool_bytes: int = 32 * MiB  # open_seekable(): memory buffer up to this size, anonymous temp file above
 
 
 @dataclass(frozen=True, slots=True)
