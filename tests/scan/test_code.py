@@ -772,3 +772,17 @@ def test_clean_examples_have_no_code_finding_above_low(example: str) -> None:
         pytest.skip(f"examples/{example} not in this checkout")
     findings = [f for f in scan(root).findings if f.rule_id.startswith("SAS-CODE")]
     assert all(f.severity <= Severity.LOW for f in findings), [(f.rule_id, str(f.location)) for f in findings]
+
+
+def test_vendored_code_in_a_zip_is_skipped(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "function.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        # the library comes before its RECORD in the archive: its findings must wait for the RECORD
+        zf.writestr("lib1/core.py", "def f(event):\n    return eval(event)\n")
+        zf.writestr("app.py", "import os\ndef handler(event, context):\n    os.system(event['cmd'])\n")
+        zf.writestr("lib1-1.0.dist-info/RECORD", "lib1/core.py,sha256=x,10\n")
+    result = scan(archive)
+    paths = {f.location.path for f in result.findings if f.rule_id.startswith("SAS-CODE")}
+    assert paths == {"function.zip!app.py"}

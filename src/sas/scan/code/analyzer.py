@@ -142,6 +142,9 @@ class HandlerCodeAnalyzer(Analyzer):
 
     def __init__(self) -> None:
         self._vendored: set[str] = set()
+        # sources waiting for the end of the walk: files on disk by reference (re-read at the end),
+        # archive members compressed in memory (their archive may be closed by then)
+        self._deferred: dict[str, VirtualFile] = {}
         self._pending: OrderedDict[str, bytes] = OrderedDict()
         self._pending_bytes = 0
         self._early: dict[str, list[Linked]] = {}
@@ -172,6 +175,9 @@ class HandlerCodeAnalyzer(Analyzer):
                     severity=Severity.LOW,
                 )
             )
+            return False
+        if file.depth == 0:
+            self._deferred[file.path] = file
             return False
         with file.open() as fh:
             source = fh.read(MAX_SOURCE_BYTES + 1)
@@ -208,8 +214,19 @@ class HandlerCodeAnalyzer(Analyzer):
         for path, packed in self._pending.items():
             if path not in self._vendored:
                 linked.extend(analyse_source(zlib.decompress(packed), path))
+        for path, file in self._deferred.items():
+            if path in self._vendored:
+                continue
+            try:
+                with file.open() as fh:
+                    source = fh.read(MAX_SOURCE_BYTES + 1)
+            except OSError as exc:
+                ctx.error(path, f"cannot read: {exc.strerror or exc}")
+                continue
+            linked.extend(analyse_source(source, path))
         for finding in link_model_loads(linked, ctx.findings):
             ctx.add(finding)
         self._pending.clear()
+        self._deferred.clear()
         self._early.clear()
         self._pending_bytes = 0
