@@ -399,7 +399,22 @@ class Shield:
 
     # --- model guard ----------------------------------------------------------------------------------
     def guard_model(self, predict: F, baseline: Any = None) -> F:
-        """Wrap the model call so detectors see the inputs and outputs of the request in flight."""
+        """Wrap the model call so detectors see the inputs and outputs of the request in flight.
+
+        ``baseline`` (a :class:`~sas.runtime.baseline.Baseline` or the path of a ``sas baseline fit`` file) adds
+        the extraction, adversarial-probing and abuse detectors (``[runtime.model]``), unless given already.
+        """
+        if baseline is not None and not any(getattr(d, "uses_baseline", False) for d in self.detectors):
+            from sas.runtime.detectors.model_suite import model_detectors
+
+            def on_degrade(error: str) -> None:
+                details = {"error": error[:200]}
+                self._emit(
+                    "state-degraded", "model-state", "", Severity.MEDIUM, Verdict.ALERT, details, current_request()
+                )
+
+            for detector in model_detectors(self.config, baseline, env=self.env, on_degrade=on_degrade)[1]:
+                self.add_detector(detector)
         for detector in self.detectors:
             detector.bind_model(predict, baseline)
 
@@ -416,6 +431,11 @@ class Shield:
                 detection = detector.on_model_output(ctx, inputs, outputs)
                 if detection is not None and self._judge(detection, ctx):
                     raise RequestBlocked(detection)
+                # enforce mode: a suspicious (alerted, not blocked) client gets a degraded answer
+                if detection is not None and detection.verdict is Verdict.ALERT and self.policy.enforce:
+                    degrade = getattr(detector, "degrade", None)
+                    if degrade is not None:
+                        outputs = degrade(outputs)
             return outputs
 
         return guarded  # type: ignore[return-value]

@@ -1,0 +1,42 @@
+"""Abuse / denial of wallet: token buckets per client and across all clients, by requests and estimated cost.
+
+The buckets live in the shared state and are taken in the same atomic update as the other counters (no
+extra round trip): a request costs ``rows × row_cost`` tokens, so one request carrying a 10 000-row batch
+counts as what it costs. A client the extraction or probing tests find suspicious is moved to a slow bucket
+(the throttle step of the escalation). Exceeding either bucket answers 429.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sas.events.record import Verdict
+from sas.runtime.context import RequestContext
+from sas.runtime.detectors.base import Detection
+from sas.runtime.detectors.extraction import GuardedDetector
+from sas.taxonomy import Severity, Threat
+
+
+class AbuseDetector(GuardedDetector):
+    name: ClassVar[str] = "abuse"
+    threat: ClassVar[Threat] = Threat.DENIAL_OF_WALLET
+    severity: ClassVar[Severity] = Severity.MEDIUM
+
+    def degrade(self, outputs: Any) -> Any:
+        return outputs
+
+    def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
+        a = self.guard.assess(ctx, inputs, outputs)
+        if a is None or (a.client_allowed and a.global_allowed):
+            return None
+        scope = "client" if not a.client_allowed else "global"
+        return Detection(
+            self.name,
+            self.threat,
+            self.severity,
+            Verdict.BLOCK,
+            score=1.0,
+            status=429,
+            event="rate-limited",
+            details={"scope": scope, "rows": a.rows, "suspect": self.guard.known_level(a.client) > 0},
+        )

@@ -1,0 +1,82 @@
+"""Model extraction: a per-client sequential test over the shared counters (see :mod:`.model_guard`).
+
+Fuses out-of-distribution share, boundary-probing share (low margin), PRADA-style closeness to the
+client's recent queries, label-histogram drift from the benign class prior and query volume into one
+calibrated log-likelihood ratio. Above the alarm a client is *suspicious*: the request is allowed but its
+output is degraded to the top-1 label (enforce mode) and its token bucket refills slowly (429s follow);
+above ``block_factor`` times the alarm, requests are refused (403). A client this instance already saw at
+block level is refused before the model runs, without a state round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sas.events.record import Verdict
+from sas.runtime.context import RequestContext
+from sas.runtime.detectors.base import Detection, Detector
+from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs
+from sas.taxonomy import Severity, Threat
+
+
+class GuardedDetector(Detector):
+    """Shared plumbing of the detectors that read one :class:`ModelGuard` assessment."""
+
+    uses_baseline: ClassVar[bool] = True
+
+    def __init__(self, guard: ModelGuard) -> None:
+        self.guard = guard
+
+    def bind_model(self, predict: Any, baseline: Any = None) -> None:
+        return None  # built with its baseline already; the Shield calls this for every detector
+
+    def degrade(self, outputs: Any) -> Any:
+        """What a suspicious client gets instead of the model's full output (enforce mode)."""
+        return degrade_outputs(outputs)
+
+    def _detection(self, event: str, level: int, risk: float, alarm: float, a: Assessment) -> Detection:
+        bf = self.guard.baseline.block_factor
+        score = max(0.0, min(1.0, risk / (alarm * bf))) if alarm > 0 else 1.0
+        details: dict[str, Any] = {
+            "risk": round(risk, 3),
+            "alarm": round(alarm, 3),
+            "level": "block" if level == 2 else "suspicious",
+            "counts": a.counts,
+            "request": a.request,
+        }
+        if a.sybil:
+            details["sybil"] = list(a.sybil)
+        if a.degraded:
+            details["state_degraded"] = True
+        verdict = Verdict.BLOCK if level == 2 else Verdict.ALERT
+        severity = Severity.HIGH if level == 2 else Severity.MEDIUM
+        return Detection(
+            self.name, self.threat, severity, verdict, score=score, status=403, event=event, details=details
+        )
+
+
+class ExtractionDetector(GuardedDetector):
+    name: ClassVar[str] = "model-extraction"
+    threat: ClassVar[Threat] = Threat.MODEL_EXTRACTION
+    severity: ClassVar[Severity] = Severity.HIGH
+
+    def on_model_input(self, ctx: RequestContext | None, inputs: Any) -> Detection | None:
+        client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
+        if self.guard.known_level(client) >= 2:
+            return Detection(
+                self.name,
+                self.threat,
+                Severity.HIGH,
+                Verdict.BLOCK,
+                status=403,
+                event="model-extraction",
+                details={"level": "block", "cached": True},
+            )
+        return None
+
+    def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
+        a = self.guard.assess(ctx, inputs, outputs)
+        if a is None or a.extraction_level == 0:
+            return None
+        alarm = self.guard.baseline.extraction_alarm * (self.guard.settings.sybil_factor if a.sybil else 1.0)
+        return self._detection("model-extraction", a.extraction_level, a.extraction_risk, alarm, a)

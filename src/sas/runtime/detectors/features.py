@@ -1,0 +1,161 @@
+"""Per-row signals of one request, computed once and shared by the extraction, adversarial and abuse detectors.
+
+For each row of the model's input (numpy in; one row or a batch):
+
+* **out of distribution**: Mahalanobis distance² on whitened features (``(x - mean) @ whiten``), or any
+  feature outside its benign range. Cheap (one small matmul), calibrated to a benign rate by the baseline.
+* **low margin**: top-1 minus top-2 probability under the baseline's threshold: decision-based attacks and
+  JBDA-style augmentation live near the decision boundary. Label-only models give no margin (the signal is
+  then absent, not guessed).
+* **sketch**: a keyed random projection of the whitened row to :data:`SKETCH_DIMS` dimensions, quantised to
+  int8 (8 bytes). The per-client ring of recent sketches gives the PRADA-style "too close to a recent query"
+  test without storing queries.
+* **bucket**: a coarser quantisation of the same projection, with keyed random offsets, hashed with keyed
+  BLAKE2b: a near-duplicate (LSH) bucket id. The projection matrix, the offsets and the hash all derive from
+  a secret key, so an attacker cannot predict which of their queries collide (Blacklight's point), and ids
+  from many instances agree because they share the key.
+
+Why numpy and not scikit-learn or a hashing library: the whole computation is two matmuls and a handful of
+vector operations on ≤ a few hundred floats; BLAKE2b with a key is in :mod:`hashlib`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sas.runtime.baseline import Baseline
+
+SKETCH_DIMS = 8
+SKETCH_SCALE = 16.0  # int8 sketch units per whitened standard deviation (range ±8 sd)
+MAX_ROWS = 4096  # rows per request looked at individually; larger batches are subsampled (kept bounded)
+
+
+@dataclass(frozen=True)
+class RowSignals:
+    """What the detectors need from one request's rows (all arrays have one entry per row)."""
+
+    n: int
+    d2: npt.NDArray[np.float64]
+    ood: npt.NDArray[np.bool_]
+    margin: npt.NDArray[np.float64] | None
+    low: npt.NDArray[np.bool_] | None
+    labels: npt.NDArray[np.int64] | None
+    sketches: npt.NDArray[np.int8]
+    buckets: list[str]
+
+
+def _keyed_rng(key: bytes, purpose: bytes) -> np.random.Generator:
+    seed = hashlib.blake2b(purpose, key=key[:64], digest_size=16).digest()
+    return np.random.default_rng(int.from_bytes(seed, "big"))
+
+
+class FeatureSpace:
+    """The baseline's geometry plus the secret projection: turns a request into :class:`RowSignals`."""
+
+    def __init__(self, baseline: Baseline, key: bytes | None = None) -> None:
+        self.baseline = baseline
+        self.key = key or baseline.key or b"sas-default-key"
+        d = baseline.n_features
+        self.d = d
+        self.mean = np.ascontiguousarray(baseline.mean)
+        self.whiten = np.ascontiguousarray(baseline.whiten)
+        self.lo = baseline.lo
+        self.hi = baseline.hi
+        proj = _keyed_rng(self.key, b"projection").standard_normal((d, SKETCH_DIMS)) / np.sqrt(d)
+        self.projection = np.ascontiguousarray(proj)
+        self.offsets = _keyed_rng(self.key, b"offsets").uniform(0.0, 1.0, SKETCH_DIMS)
+        self.projection_scaled = np.ascontiguousarray(proj * SKETCH_SCALE)
+        self.cell_scale = 1.0 / (SKETCH_SCALE * max(baseline.lsh_width, 1e-6))
+        self.mid = (baseline.hi + baseline.lo) / 2.0
+        self.half = (baseline.hi - baseline.lo) / 2.0
+        self.ood_threshold = baseline.ood_threshold
+        self.margin_threshold = baseline.margin_threshold
+
+    def rows(self, inputs: Any) -> npt.NDArray[np.float64]:
+        """The request's inputs as a ``(n, d)`` float array; ``ValueError`` when they are not ``d`` features."""
+        try:
+            x = np.asarray(inputs, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"inputs are not numeric rows: {exc}") from exc
+        if x.ndim == 0 or x.size == 0:
+            raise ValueError("inputs are not rows")
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        elif x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        if x.shape[-1] != self.d:
+            raise ValueError(f"expected {self.d} features, got {x.shape[-1]}")
+        if x.shape[0] > MAX_ROWS:
+            x = x[:: -(-x.shape[0] // MAX_ROWS)]
+        return x
+
+    def signals(self, x: npt.NDArray[np.float64], outputs: Any) -> RowSignals:
+        u = (x - self.mean) @ self.whiten
+        d2 = np.einsum("ij,ij->i", u, u)
+        # NaN compares false: "not within" makes a non-finite row out of distribution
+        ood = ~(d2 <= self.ood_threshold) | (np.abs(x - self.mid) > self.half).any(axis=1)
+        z = u @ self.projection_scaled  # in sketch units
+        if not np.isfinite(z).all():
+            z[~np.isfinite(z)] = 0.0
+            z = np.clip(z, -1e6, 1e6)
+        sketches = np.clip(np.rint(z), -127, 127).astype(np.int8)
+        cells = np.floor(z * self.cell_scale + self.offsets).astype(np.int32)
+        key = self.key[:64]
+        buckets = [hashlib.blake2b(row.tobytes(), key=key, digest_size=8).hexdigest() for row in cells]
+        margin, low, labels = self._margins(outputs, x.shape[0])
+        return RowSignals(x.shape[0], d2, ood, margin, low, labels, sketches, buckets)
+
+    def _margins(
+        self, outputs: Any, n: int
+    ) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.bool_] | None, npt.NDArray[np.int64] | None]:
+        if outputs is None:
+            return None, None, None
+        try:
+            out = np.asarray(outputs)
+        except (TypeError, ValueError):
+            return None, None, None
+        if out.dtype.kind not in "fiub" or out.size == 0:
+            return None, None, None
+        if out.ndim == 2 and out.shape[0] >= n and out.shape[1] >= 2:
+            p = out[:n].astype(np.float64)
+            if n == 1:
+                top = np.sort(p[0])
+                margin = np.array([top[-1] - top[-2]])
+            else:
+                top2 = -np.partition(-p, 1, axis=1)[:, :2]
+                margin = top2[:, 0] - top2[:, 1]
+            labels = np.argmax(p, axis=1).astype(np.int64)
+            return margin, margin < self.margin_threshold, labels
+        if out.ndim == 1 and out.shape[0] >= n and out.dtype.kind in "iub":
+            return None, None, out[:n].astype(np.int64)  # label-only model: no margin, labels still count
+        return None, None, None
+
+
+def min_sq_distances(sketches: npt.NDArray[np.int8], ring: Sequence[bytes]) -> npt.NDArray[np.float64]:
+    """Each row's smallest squared sketch distance to the ring (oldest first) and to the earlier rows of its batch."""
+    n = sketches.shape[0]
+    joined = b"".join(ring)
+    if len(joined) != SKETCH_DIMS * len(ring):  # a foreign or corrupt entry: keep only well-formed ones
+        joined = b"".join(s for s in ring if len(s) == SKETCH_DIMS)
+    cur = sketches.astype(np.float64)
+    if joined:
+        ref = np.frombuffer(joined, dtype=np.int8).reshape(-1, SKETCH_DIMS).astype(np.float64)
+        if n == 1:
+            diff = ref - cur[0]
+            return np.array([np.einsum("ij,ij->i", diff, diff).min()])
+        diff = cur[:, None, :] - ref[None, :, :]
+        best: npt.NDArray[np.float64] = np.einsum("ijk,ijk->ij", diff, diff).min(axis=1)
+    else:
+        best = np.full(n, np.inf)
+    if n > 1:
+        # within one batch, row i is compared with rows < i (a batch of near-duplicates is one probe sequence)
+        for i in range(1, min(n, 256)):
+            diff = cur[:i] - cur[i]
+            best[i] = min(best[i], float(np.einsum("ij,ij->i", diff, diff).min()))
+    return best

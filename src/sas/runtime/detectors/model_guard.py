@@ -1,0 +1,333 @@
+"""The per-request assessment the ML detectors share: one feature pass, one state update, calibrated risks.
+
+Per request the guard computes the rows' signals once (:mod:`sas.runtime.detectors.features`), makes
+exactly one :meth:`~sas.runtime.state.StateBackend.update` (counters, near-duplicate buckets, sketches and
+both token buckets in one atomic call, one round trip on Redis), and turns the client's counters into
+sequential tests:
+
+* For each binary signal ``s`` (out of distribution, low margin, too close to a recent query, near-duplicate
+  bucket) with benign rate ``p0`` and attack rate ``p1`` from the baseline, the client's ``k`` hits in ``n``
+  rows give the log-likelihood ratio ``k·log(p1/p0) + (n−k)·log((1−p1)/(1−p0))`` (Wald's SPRT statistic),
+  floored at ``-floor`` so that one strong signal is not cancelled by the drift of the others.
+* The predicted-label histogram against the benign class prior adds a BIC-penalised G statistic (half of it:
+  a log-likelihood ratio), and query volume beyond ``expected_queries`` adds a linear term.
+* Extraction risk = OOD + low margin + closeness + labels + volume; adversarial-probing risk = near-duplicate
+  + closeness + low margin. Each crosses an alarm calibrated by ``sas baseline fit`` on simulated benign
+  clients; ``block_factor`` times the alarm blocks.
+
+Counters merge by addition, so the test reads the same whether a client's queries hit one instance or
+eight sharing Redis. "Close" and "near-duplicate" are only known after the update (they compare with the
+state the update returns), so they are carried into the client's next update from this instance, and
+added locally to this request's test meanwhile.
+
+Sybil splitting: global counters carry exponentially decayed sums (increments scaled by ``e^{λ(t−t0)}``,
+so they stay additive; rebased every :data:`EPOCH` seconds). When the decayed global rate of a signal is
+``sybil_ratio`` times its benign rate with a z-score above ``sybil_z``, every client's alarm is lowered by
+``sybil_factor``: the attack spread over many ids raises the prior on each of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sas.runtime.baseline import Baseline, Signal
+from sas.runtime.context import RequestContext
+from sas.runtime.detectors.features import FeatureSpace, RowSignals, min_sq_distances
+from sas.runtime.state.base import Observation, StateBackend, TokenBucket
+
+SIGNALS = ("ood", "low", "close", "dup")
+EPOCH = 7 * 86_400.0  # decayed global counters restart every week (keeps e^{λt} far from overflow)
+MAX_CARRY = 20_000  # clients whose pending close/dup counts this instance remembers
+MAX_LABELS = 32  # label counters per client (classes beyond hash into these)
+MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's update)
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Rates and weights a deployment may tune (``[runtime.model]`` in sas.toml)."""
+
+    client_rate: float = 20.0  # cost units per second per client (one row costs ``row_cost``)
+    client_burst: float = 400.0
+    global_rate: float = 5_000.0
+    global_burst: float = 50_000.0
+    suspect_rate: float = 0.5  # refill rate of a client the detectors already suspect
+    suspect_burst: float = 10.0
+    row_cost: float = 1.0
+    expected_queries: float = 20_000.0  # rows per client within the state TTL that benign use stays under
+    label_weight: float = 0.5
+    sybil_half_life: float = 3_600.0
+    sybil_ratio: float = 3.0
+    sybil_z: float = 6.0
+    sybil_min_rows: float = 200.0
+    sybil_factor: float = 0.35
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The shared verdict material for one request."""
+
+    client: str
+    rows: int
+    extraction_risk: float
+    adversarial_risk: float
+    extraction_level: int  # 0 allow, 1 suspicious (alert, degrade, throttle), 2 block
+    adversarial_level: int
+    client_allowed: bool = True
+    global_allowed: bool = True
+    sybil: tuple[str, ...] = ()
+    degraded: bool = False
+    counts: dict[str, float] = field(default_factory=dict)
+    request: dict[str, float] = field(default_factory=dict)
+
+
+# No signal's benign rate is trusted below this: an exact retry of a request is a near-duplicate too, and
+# held-out data cannot show every benign habit.
+MIN_P0 = 0.002
+
+
+def _llr_terms(sig: Signal) -> tuple[float, float]:
+    p0 = min(max(sig.p0, MIN_P0), 0.5)
+    p1 = min(max(sig.p1, p0 * 1.5), 0.95)
+    return math.log(p1 / p0), math.log((1.0 - p1) / (1.0 - p0))
+
+
+class ModelGuard:
+    """Feature space + state backend + calibrated tests; one instance per guarded model."""
+
+    def __init__(
+        self,
+        baseline: Baseline,
+        state: StateBackend,
+        settings: GuardSettings | None = None,
+        *,
+        key: bytes | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.baseline = baseline
+        self.state = state
+        self.settings = settings or GuardSettings()
+        self.space = FeatureSpace(baseline, key)
+        self.clock = clock
+        default = Signal(0.01, 0.3)
+        self.terms = {s: _llr_terms(baseline.signals.get(s, default)) for s in SIGNALS}
+        self.p0 = {s: min(max(baseline.signals.get(s, default).p0, MIN_P0), 0.5) for s in SIGNALS}
+        self.floor = max(baseline.extraction_alarm, baseline.adversarial_alarm)
+        self.decay = math.log(2.0) / self.settings.sybil_half_life
+        prior = np.asarray(baseline.class_prior, dtype=np.float64)
+        if prior.size:
+            prior = np.maximum(prior, 1e-3)
+            prior = prior / prior.sum()
+        self.prior = prior
+        k = min(prior.size, MAX_LABELS)
+        head = prior[:k] / prior[:k].sum() if k else prior
+        self.prior_list = [float(v) for v in head]
+        self.label_names = [f"y{i}" for i in range(k)]
+        self._carry: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._level: OrderedDict[str, int] = OrderedDict()
+        self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
+        s = self.settings
+        self._bucket = TokenBucket(s.client_rate, s.client_burst)
+        self._suspect_bucket = TokenBucket(s.suspect_rate, s.suspect_burst)
+        self._global_bucket = TokenBucket(s.global_rate, s.global_burst)
+
+    # --- entry points ---------------------------------------------------------------------------------
+    def assess(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Assessment | None:
+        """The request's assessment, computed once however many detectors ask (``None``: not model rows)."""
+        client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
+        # Keyed by the request and its inputs, not the outputs: the Shield may hand later detectors a
+        # degraded copy of the outputs. The memo holds the inputs, so their id cannot be reused meanwhile.
+        memo_key = (ctx.request_id if ctx is not None else "", id(inputs))
+        if self._memo is not None and self._memo[0] == memo_key and self._memo[1] is inputs:
+            return self._memo[2]
+        try:
+            result: Assessment | None = self.observe(client, inputs, outputs)
+        except ValueError:
+            result = None
+        self._memo = (memo_key, inputs, result)
+        return result
+
+    def known_level(self, client: str) -> int:
+        """The last level this instance saw for ``client`` (0 when unknown); costs no round trip."""
+        return self._level.get(client, 0)
+
+    def observe(self, client: str, inputs: Any, outputs: Any, now: float | None = None) -> Assessment:
+        now = self.clock() if now is None else now
+        x = self.space.rows(inputs)
+        sig = self.space.signals(x, outputs)
+        view_counts, request = self._update(client, sig, now)
+        return self._judge(client, sig, view_counts, request, now)
+
+    def forget_local(self) -> None:
+        """Drop what this instance remembers (a cold start does this implicitly)."""
+        self._carry.clear()
+        self._level.clear()
+        self._memo = None
+
+    # --- the one state update -------------------------------------------------------------------------
+    def _update(self, client: str, sig: RowSignals, now: float) -> tuple[Any, dict[str, float]]:
+        n = float(sig.n)
+        counters: dict[str, float] = {"n": n, "ood": float(sig.ood.sum())}
+        if sig.low is not None:
+            counters["m"] = n
+            counters["low"] = float(sig.low.sum())
+        if sig.labels is not None:
+            if sig.n == 1:
+                counters[f"y{int(sig.labels[0]) % MAX_LABELS}"] = 1.0
+            else:
+                for label, count in zip(*np.unique(sig.labels % MAX_LABELS, return_counts=True), strict=True):
+                    counters[f"y{int(label)}"] = float(count)
+        pending = self._carry.pop(client, None)
+        if pending:
+            for name, amount in pending.items():
+                counters[name] = counters.get(name, 0.0) + amount
+        epoch = int(now // EPOCH)
+        weight = math.exp(self.decay * (now - epoch * EPOCH))
+        global_counters = {f"{name}@{epoch}": amount * weight for name, amount in counters.items() if name[0] != "y"}
+        level = self._level.get(client, 0)
+        obs = Observation(
+            client=client,
+            counters=counters,
+            global_counters=global_counters,
+            buckets=sig.buckets[-MAX_ROW_STATE:],
+            sketches=[row.tobytes() for row in sig.sketches[-MAX_ROW_STATE:]],
+            cost=n * self.settings.row_cost,
+            client_bucket=self._suspect_bucket if level > 0 else self._bucket,
+            global_bucket=self._global_bucket,
+        )
+        view = self.state.update(obs, now)
+        close_d = min_sq_distances(sig.sketches, view.sketches)
+        close = float((close_d <= self.baseline.close_threshold).sum())
+        dup = float(min(view.client_dups, sig.n))
+        carry = {"close": close, "nc": n, "dup": dup, "nd": n}
+        self._carry[client] = carry
+        while len(self._carry) > MAX_CARRY:
+            self._carry.popitem(last=False)
+        request = {
+            "rows": n,
+            "ood": float(sig.ood.sum()),
+            "low": float(sig.low.sum()) if sig.low is not None else 0.0,
+            "close": close,
+            "dup": dup,
+            "max_d2": float(np.max(sig.d2)) if sig.n else 0.0,
+            "min_close_d2": float(np.min(close_d)) if sig.n else 0.0,
+        }
+        if sig.margin is not None and sig.n:
+            request["min_margin"] = float(np.min(sig.margin))
+        return view, request
+
+    # --- the tests ------------------------------------------------------------------------------------
+    def _judge(self, client: str, sig: RowSignals, view: Any, request: dict[str, float], now: float) -> Assessment:
+        c = view.counters
+        # close/dup of this request are not in the shared counters yet (they travel with the next update)
+        counts = {
+            "n": c.get("n", 0.0),
+            "ood": c.get("ood", 0.0),
+            "m": c.get("m", 0.0),
+            "low": c.get("low", 0.0),
+            "nc": c.get("nc", 0.0) + request["rows"],
+            "close": c.get("close", 0.0) + request["close"],
+            "nd": c.get("nd", 0.0) + request["rows"],
+            "dup": c.get("dup", 0.0) + request["dup"],
+        }
+        llr = {
+            "ood": self._llr("ood", counts["ood"], counts["n"]),
+            "low": self._llr("low", counts["low"], counts["m"]),
+            "close": self._llr("close", counts["close"], counts["nc"]),
+            "dup": self._llr("dup", counts["dup"], counts["nd"]),
+        }
+        labels = self._label_term(c)
+        volume = 0.0
+        expected = self.settings.expected_queries
+        if counts["n"] > expected:
+            volume = (counts["n"] - expected) / expected * self.baseline.extraction_alarm
+        extraction = llr["ood"] + llr["low"] + llr["close"] + labels + volume
+        adversarial = llr["dup"] + llr["close"] + llr["low"]
+        sybil = self._sybil(view.global_counters, now)
+        factor = self.settings.sybil_factor if sybil else 1.0
+        ext_alarm = self.baseline.extraction_alarm * factor
+        adv_alarm = self.baseline.adversarial_alarm * factor
+        bf = self.baseline.block_factor
+        ext_level = 2 if extraction >= ext_alarm * bf else 1 if extraction >= ext_alarm else 0
+        adv_level = 2 if adversarial >= adv_alarm * bf else 1 if adversarial >= adv_alarm else 0
+        level = max(ext_level, adv_level)
+        if level:
+            self._level[client] = level
+            self._level.move_to_end(client)
+            while len(self._level) > MAX_CARRY:
+                self._level.popitem(last=False)
+        else:
+            self._level.pop(client, None)
+        counts.update({f"llr_{k}": round(v, 3) for k, v in llr.items()})
+        counts["llr_labels"] = round(labels, 3)
+        counts["llr_volume"] = round(volume, 3)
+        return Assessment(
+            client=client,
+            rows=sig.n,
+            extraction_risk=extraction,
+            adversarial_risk=adversarial,
+            extraction_level=ext_level,
+            adversarial_level=adv_level,
+            client_allowed=view.client_allowed,
+            global_allowed=view.global_allowed,
+            sybil=sybil,
+            degraded=view.degraded,
+            counts=counts,
+            request=request,
+        )
+
+    def _llr(self, signal: str, k: float, n: float) -> float:
+        if n <= 0:
+            return 0.0
+        k = min(max(k, 0.0), n)
+        up, down = self.terms[signal]
+        return max(-self.floor, k * up + (n - k) * down)
+
+    def _label_term(self, counters: Any) -> float:
+        # plain floats: K is small (≤ 32) and numpy's per-call overhead would dominate
+        if len(self.prior_list) < 2 or self.settings.label_weight <= 0:
+            return 0.0
+        counts = [counters.get(name, 0.0) for name in self.label_names]
+        total = sum(counts)
+        if total < 2:
+            return 0.0
+        g = 0.0
+        for k, p in zip(counts, self.prior_list, strict=True):
+            if k > 0:
+                g += k * math.log(k / (total * p))
+        penalty = (len(counts) - 1) / 2.0 * math.log(total)
+        return self.settings.label_weight * max(0.0, g - penalty)
+
+    def _sybil(self, global_counters: Any, now: float) -> tuple[str, ...]:
+        epoch = int(now // EPOCH)
+        scale = math.exp(-self.decay * (now - epoch * EPOCH))
+        s = self.settings
+        fired = []
+        for signal, k_name, n_name in (("ood", "ood", "n"), ("low", "low", "m"), ("close", "close", "nc")):
+            n = global_counters.get(f"{n_name}@{epoch}", 0.0) * scale
+            if n < s.sybil_min_rows:
+                continue
+            k = global_counters.get(f"{k_name}@{epoch}", 0.0) * scale
+            p0 = self.p0[signal]
+            z = (k - n * p0) / math.sqrt(n * p0 * (1.0 - p0))
+            if k / n > s.sybil_ratio * p0 and z > s.sybil_z:
+                fired.append(signal)
+        return tuple(fired)
+
+
+def degrade_outputs(outputs: Any) -> Any:
+    """Top-1 only: probabilities become one-hot rows (same shape and dtype), labels stay labels."""
+    try:
+        out = np.asarray(outputs)
+    except (TypeError, ValueError):
+        return outputs
+    if out.ndim == 2 and out.shape[1] >= 2 and out.dtype.kind == "f":
+        onehot = np.zeros_like(out)
+        onehot[np.arange(out.shape[0]), np.argmax(out, axis=1)] = 1.0
+        return onehot
+    return outputs
