@@ -786,3 +786,38 @@ def test_vendored_code_in_a_zip_is_skipped(tmp_path: Path) -> None:
     result = scan(archive)
     paths = {f.location.path for f in result.findings if f.rule_id.startswith("SAS-CODE")}
     assert paths == {"function.zip!app.py"}
+
+
+# ---------------------------------------------------------------- known bypasses of name-based sink matching
+
+
+@pytest.mark.parametrize(
+    ("bypass", "code"),
+    [
+        ("import_alias", "import pickle as p\ndef handler(event, context):\n    return p.loads(event['b'])\n"),
+        (
+            "from_import_rename",
+            "from pickle import loads as ld\ndef handler(event, context):\n    return ld(event['b'])\n",
+        ),
+        ("dunder_import", "def handler(event, context):\n    return __import__('pickle').loads(event['b'])\n"),
+        (
+            "importlib_import_module",
+            "import importlib\n"
+            "def handler(event, context):\n    return importlib.import_module('pickle').loads(event['b'])\n",
+        ),
+        (
+            "getattr_constant",
+            "import pickle\ndef handler(event, context):\n    return getattr(pickle, 'loads')(event['b'])\n",
+        ),
+        (
+            "module_level_rebind",
+            "import pickle\nL = pickle.loads\ndef handler(event, context):\n    return L(event['b'])\n",
+        ),
+    ],
+)
+def test_bypass_of_sink_names_is_caught(bypass: str, code: str) -> None:
+    assert "SAS-CODE-001" in _rules(code), bypass
+
+
+def test_bypass_dunder_import_os_system() -> None:
+    assert "SAS-CODE-003" in _rules("def handler(event, context):\n    __import__('os').system(event['c'])\n")

@@ -284,6 +284,15 @@ def qualname(node: ast.AST, aliases: dict[str, str]) -> str | None:
         return f"{base}.{node.attr}" if base else None
     if isinstance(node, ast.Call):
         base = qualname(node.func, aliases)
+        first = node.args[0] if node.args else None
+        module = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+        if base in ("__import__", "builtins.__import__", "importlib.import_module") and module:
+            return module  # __import__("os").system(...) is os.system(...)
+        if base in ("getattr", "builtins.getattr") and len(node.args) >= 2:
+            attr = node.args[1]
+            target = qualname(node.args[0], aliases)
+            if target and isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+                return f"{target}.{attr.value}"  # getattr(pickle, "loads")(data) is pickle.loads(data)
         return f"{base}()" if base else None
     return None
 
@@ -302,6 +311,13 @@ def _module_info(tree: ast.Module, nodes: Iterable[ast.AST]) -> ModuleInfo:
             for alias in node.names:
                 if alias.name != "*":
                     info.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    for stmt in tree.body:  # loads = pickle.loads; sh = __import__("os").system
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name | ast.Attribute | ast.Call):
+            qual = qualname(stmt.value, info.aliases)
+            if qual and not qual.endswith("()") and (qual in DESERIALIZERS or "." in qual or qual in DYNAMIC_CODE):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Name) and target.id not in info.aliases:
+                        info.aliases[target.id] = qual
     for name, qual in info.aliases.items():
         if qual in REQUEST_GLOBALS:
             info.request_globals.add(name)
