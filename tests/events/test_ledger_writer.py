@@ -211,3 +211,37 @@ def test_forensics_config_table_is_validated(tmp_path: Path) -> None:
         ledger_from_config({"ledger": "stdout", "checkpoint_every": 0})
     with pytest.raises(ConfigError):
         ledger_from_config({"ledger": "ftp:x"})
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_a_forked_child_writes_its_own_sub_log_not_a_fork(tmp_path: Path, suffix: str) -> None:
+    import os
+
+    from sas.forensics.ledger import load_ledger
+    from sas.forensics.verify import verify_ledger
+
+    path = tmp_path / f"l.{suffix}"
+    signer = Signer.generate()
+    store = SqliteStore(str(path)) if suffix == "db" else JsonlStore(str(path))
+    w = LedgerWriter(store, signer=signer, checkpoint_every=10)
+    for i in range(15):
+        w.emit(ev(i))
+    w.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: same memory, same instance id
+        try:
+            for i in range(15, 40):
+                w.emit(ev(i))
+            w.close()
+        finally:
+            os._exit(0 if w.dropped == 0 else 1)
+    for i in range(15, 30):
+        w.emit(ev(i))
+    w.close()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert not report.tampered, report.problems
+    origins = sorted((s.origin, s.events) for s in report.logs)
+    assert origins[0] == ("sas-ledger/fn/i-1", 30) and origins[1][0].startswith("sas-ledger/fn/i-1-pid")
+    assert origins[1][1] == 25

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,12 @@ KEY_ENV = "SAS_SIGNING_KEY"
 ANCHOR_ENV = "SAS_ANCHOR"
 EVERY_ENV = "SAS_CHECKPOINT_EVERY"
 SECONDS_ENV = "SAS_CHECKPOINT_SECONDS"
+
+
+def _after_fork(ref: weakref.ReferenceType[LedgerWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer._reset_in_child()
 
 
 class _SubLog:
@@ -116,6 +123,18 @@ class LedgerWriter(Sink):
         self.anchor_conflicts = 0
         self.checkpoints = 0
         self.errors: list[str] = []
+        self._fork_suffix = ""
+        # A forked child (multiprocessing, a pre-forking server) inherits the sub-logs in memory and would write
+        # a second history under the same origins: a fork. Start it on sub-logs of its own instead.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+
+    def _reset_in_child(self) -> None:
+        self._lock = threading.RLock()
+        self._logs = {}
+        self._meta_written = False
+        self._fork_suffix += f"-pid{os.getpid()}"
+        self.store.after_fork()
 
     # ------------------------------------------------------------------ hot path
 
@@ -124,8 +143,9 @@ class LedgerWriter(Sink):
             with self._lock:
                 sub = self._logs.get(event.instance_id)
                 if sub is None:
+                    instance = (event.instance_id or "unknown") + self._fork_suffix
                     sub = self._logs[event.instance_id] = _SubLog(
-                        safe_origin(self.origin_prefix, event.function or "function", event.instance_id or "unknown")
+                        safe_origin(self.origin_prefix, event.function or "function", instance)
                     )
                 buf = sub.buf
                 buf += b"\x00"

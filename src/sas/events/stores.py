@@ -77,6 +77,9 @@ class LedgerStore(ABC):
     def size_on_disk(self) -> int:
         return 0
 
+    def after_fork(self) -> None:  # noqa: B027 - optional
+        """In a forked child: drop handles that must not be shared with the parent."""
+
 
 class SqliteStore(LedgerStore):
     # One row per batch, not per event: a row insert costs ~3 µs here, a whole batch about as much.
@@ -138,6 +141,16 @@ class SqliteStore(LedgerStore):
                 self._db.close()
                 self._db = None
 
+    def after_fork(self) -> None:
+        # An SQLite connection must never be used across fork. Close the inherited one *before* opening another,
+        # so the child's new connection does not share SQLite's per-file lock bookkeeping with it (POSIX locks
+        # belong to the process: closing here releases the child's, never the parent's).
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+        self._db = None
+        self._lock = threading.Lock()
+
     def size_on_disk(self) -> int:
         total = 0
         for suffix in ("", "-wal"):
@@ -169,6 +182,9 @@ class JsonlStore(LedgerStore):
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         self._write([meta_line(meta)])
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # the O_APPEND descriptor is safe to share; the lock state is not
 
     def close(self) -> None:
         with self._lock:
