@@ -861,3 +861,13 @@ def test_gzipped_zip_is_opened_through_a_private_buffer(tmp_path: Path, recorder
     result = run(tmp_path, recorder)
     assert recorder.paths == ["layer.zip.gz", "layer.zip.gz!layer.zip", "layer.zip.gz!layer.zip!python/m.pkl"]
     assert result.findings == ()
+
+
+def test_zip_with_legacy_cp437_names_is_not_mistaken_for_overlap(tmp_path: Path, recorder: Recorder) -> None:
+    # zipfile writes non-ASCII names as UTF-8; old tools wrote cp437 bytes without the UTF-8 flag.
+    data = zip_bytes({"modXle.pkl": PAYLOAD, "r\u00e9sum\u00e9.txt": b"x", "z.txt": b"z"}, zipfile.ZIP_STORED)
+    data = data.replace(b"modXle.pkl", "mod\u00e8le.pkl".encode("cp437"))
+    (tmp_path / "fn.zip").write_bytes(data)
+    result = run(tmp_path, recorder)
+    assert findings_of(result, "SAS-ARC-001") == []
+    assert recorder.data("fn.zip!mod\u00e8le.pkl") == PAYLOAD

@@ -526,9 +526,7 @@ class Walker:
     def _zip_overlaps(self, file: VirtualFile, infos: list[zipfile.ZipInfo]) -> bool:
         """Members whose data overlap (many directory entries over one deflate stream) are the
         non-recursive zip bomb; no honest zip tool writes them."""
-        spans = sorted(
-            (i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size) for i in infos
-        )
+        spans = sorted((i.header_offset, i.header_offset + 30 + _raw_name_length(i) + i.compress_size) for i in infos)
         for (start_a, end_a), (start_b, _) in itertools.pairwise(spans):
             if start_b < end_a:
                 self.finding(
@@ -972,6 +970,11 @@ def _decodes_at_start(file: VirtualFile, kind: Kind) -> bool:
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
         return False
     return True
+
+
+def _raw_name_length(info: zipfile.ZipInfo) -> int:
+    """The stored length of a member name (zipfile decoded it as UTF-8 or cp437; both round-trip)."""
+    return len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace"))
 
 
 def _zip_declared_entries(stream: BinaryIO) -> int | None:
