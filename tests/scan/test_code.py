@@ -821,3 +821,14 @@ def test_bypass_of_sink_names_is_caught(bypass: str, code: str) -> None:
 
 def test_bypass_dunder_import_os_system() -> None:
     assert "SAS-CODE-003" in _rules("def handler(event, context):\n    __import__('os').system(event['c'])\n")
+
+
+def test_source_budget_reports_what_was_not_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sas.scan.code import analyzer
+
+    monkeypatch.setattr(analyzer, "MAX_TOTAL_SOURCE_BYTES", 100)  # a setting, not our code path
+    _write(tmp_path, "a.py", "x = 1\n")
+    _write(tmp_path, "b.py", "y = 2\n" * 40)
+    result = scan(tmp_path)
+    budget = [f for f in result.findings if f.rule_id == "SAS-SCAN-002"]
+    assert len(budget) == 1 and "b.py" in budget[0].message

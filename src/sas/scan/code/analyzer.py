@@ -31,6 +31,9 @@ from sas.taxonomy import Category, Severity
 MAX_SOURCE_BYTES = 2 * 1024 * 1024  # hand-written handler code is far smaller; generated blobs are not handlers
 PENDING_BUDGET = 32 * 1024 * 1024  # compressed bytes of sources waiting for the end of the walk
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+# Python source checked per scan, beyond what RECORD files mark as vendored: a crafted package of many
+# large modules must not stall CI (the rules run at about 1-2 MB/s of source)
+MAX_TOTAL_SOURCE_BYTES = 64 * 1024 * 1024
 
 _VENDORED = re.compile(
     r"(?:^|/)(?:site-packages|dist-packages|__pycache__|node_modules|[^/]+\.dist-info|[^/]+\.egg-info)/"
@@ -208,14 +211,25 @@ class HandlerCodeAnalyzer(Analyzer):
 
     def finish(self, ctx: ScanContext) -> None:
         linked: list[Linked] = []
+        budget = MAX_TOTAL_SOURCE_BYTES
+        skipped: list[str] = []
         for path, early in self._early.items():
             if path not in self._vendored:
                 linked.extend(early)
         for path, packed in self._pending.items():
-            if path not in self._vendored:
-                linked.extend(analyse_source(zlib.decompress(packed), path))
+            if path in self._vendored:
+                continue
+            source = zlib.decompress(packed)
+            if len(source) > budget:
+                skipped.append(path)
+                continue
+            budget -= len(source)
+            linked.extend(analyse_source(source, path))
         for path, file in self._deferred.items():
             if path in self._vendored:
+                continue
+            if file.size > budget:
+                skipped.append(path)
                 continue
             try:
                 with file.open() as fh:
@@ -223,9 +237,21 @@ class HandlerCodeAnalyzer(Analyzer):
             except OSError as exc:
                 ctx.error(path, f"cannot read: {exc.strerror or exc}")
                 continue
+            budget -= len(source)
             linked.extend(analyse_source(source, path))
         for finding in link_model_loads(linked, ctx.findings):
             ctx.add(finding)
+        if skipped:
+            # a package stuffed with source (or vendored code without RECORD) must not stall the scan
+            ctx.add(
+                make_finding(
+                    INCOMPLETE_FILE,
+                    sorted(skipped)[0],
+                    f"{len(skipped)} Python file(s) beyond the handler-code budget of "
+                    f"{MAX_TOTAL_SOURCE_BYTES // (1024 * 1024)} MB were not checked (first: {sorted(skipped)[0]})",
+                    evidence=f"{len(skipped)} files over budget",
+                )
+            )
         self._pending.clear()
         self._deferred.clear()
         self._early.clear()
