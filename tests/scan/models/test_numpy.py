@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sas.scan.engine import scan
+from sas.scan.models.numpy_scan import NpyHeaderError, read_header
 from sas.taxonomy import Severity
 
 
@@ -103,3 +108,18 @@ def test_npy_inside_a_zip_package(tmp_path: Path) -> None:
         zf.writestr("data/feat.npy", buf.getvalue())
     result = scan(pkg)
     assert result.worst() == Severity.CRITICAL
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=st.binary(max_size=200), major=st.sampled_from([1, 2, 3, 9]))
+def test_random_headers_give_a_finding_never_a_traceback(header: bytes, major: int) -> None:
+    size = len(header).to_bytes(2 if major == 1 else 4, "little")
+    data = b"\x93NUMPY" + bytes([major, 0]) + size + header
+    with contextlib.suppress(NpyHeaderError):
+        read_header(io.BytesIO(data))
+
+
+def test_unhashable_header_literal() -> None:
+    data = b"\x93NUMPY\x01\x00\x0c\x00{[1]: 2}    "
+    with pytest.raises(NpyHeaderError):
+        read_header(io.BytesIO(data))

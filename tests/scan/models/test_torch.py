@@ -238,3 +238,12 @@ def test_package_holding_an_unpacked_checkpoint_is_walked_not_consumed(tmp_path:
     assert any(
         f.location.path == "function.zip!handler.pkl" and f.severity == Severity.CRITICAL for f in result.findings
     )
+
+
+def test_config_allow_list_silences_the_models_own_class(tmp_path: Path) -> None:
+    from sas.scan.settings import ScanSettings
+
+    path = tmp_path / "model.pth"
+    torch.save(SmallNet(), path)
+    settings = ScanSettings(pickle_allow=(f"{SmallNet.__module__}.*",))
+    assert scan(path, settings).findings == ()

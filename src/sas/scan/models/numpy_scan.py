@@ -72,7 +72,7 @@ def read_header(stream: IO[bytes]) -> tuple[dict[str, object], bytes]:
         raise NpyHeaderError("truncated header")
     try:
         header = ast.literal_eval(text.decode("latin-1" if major < 3 else "utf-8"))
-    except (ValueError, SyntaxError, UnicodeError, MemoryError, RecursionError) as exc:
+    except (ValueError, TypeError, SyntaxError, UnicodeError, MemoryError, RecursionError) as exc:
         raise NpyHeaderError(f"header is not a literal dict: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= header.keys():
         raise NpyHeaderError("header lacks descr, fortran_order or shape")
