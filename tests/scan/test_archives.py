@@ -689,6 +689,24 @@ def test_docker_save_image_layers_merge_with_whiteouts(tmp_path: Path, recorder:
     assert any("2 layers merged" in note for note in result.notes)
 
 
+def test_docker_save_layer_stored_once_and_linked(tmp_path: Path, recorder: Recorder) -> None:
+    lower, upper = _whiteout_layers()
+    ids = [_digest(lower), _digest(upper)]
+    manifest = [{"Config": "c.json", "Layers": [f"{ids[0]}/layer.tar", f"{ids[1]}/layer.tar"]}]
+    image = tar_bytes(
+        [
+            (f"{ids[1]}/layer.tar", upper),
+            ("shared/layer.tar", lower),
+            link(f"{ids[0]}/layer.tar", "../shared/layer.tar"),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ]
+    )
+    (tmp_path / "image.tar").write_bytes(image)
+    result = run(tmp_path, recorder)
+    assert recorder.paths == ["image.tar", *MERGED]
+    assert result.findings == ()
+
+
 def _oci_layout(layers: list[bytes], media: str, *, multi_platform: bool = False) -> bytes:
     blobs: list[tuple[str, bytes]] = []
 

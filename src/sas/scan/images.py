@@ -18,6 +18,7 @@ image's own root.
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import TYPE_CHECKING, Any
 
 from sas.scan.archive_streams import (
@@ -51,9 +52,18 @@ def walk_image(walker: Walker, archive: str, depth: int, open_source: Opener) ->
     Returns False when the tar is not an image after all (then the caller walks it as a plain tar).
     """
     members: dict[str, tarfile.TarInfo] = {}
+    links: dict[str, str] = {}
     for entry in walker.tar_entries(archive, open_source, seekable=True, strict_end=False):
+        name = _norm(entry.info.name)
         if entry.info.isreg():
-            members[_norm(entry.info.name)] = entry.info
+            members[name] = entry.info
+        elif entry.info.issym() or entry.info.islnk():
+            links[name] = entry.info.linkname
+    # docker save (before Docker 25) stores a layer shared by two images once and links the other name to it.
+    for name in links:
+        target = _resolve(name, links, members)
+        if target is not None:
+            members[name] = members[target]
 
     def read_json(name: str) -> Any:
         info = members.get(name)
@@ -223,6 +233,21 @@ def _hidden(path: str, shadowing: set[str], deleted: set[str], opaque: set[str])
         if ancestor in deleted or ancestor in opaque or ancestor in shadowing:
             return True
     return "" in opaque  # an opaque marker at the image root hides every lower file
+
+
+def _resolve(name: str, links: dict[str, str], members: dict[str, tarfile.TarInfo]) -> str | None:
+    """The regular member a link in the image tarball leads to (relative symlinks, hard links), or None."""
+    for _ in range(8):
+        if name in members:
+            return name
+        target = links.get(name)
+        if target is None:
+            return None
+        parent = name.rpartition("/")[0]
+        joined = posixpath.normpath(posixpath.join(parent, target)) if not target.startswith("/") else target
+        hard = _norm(target)
+        name = hard if hard in members else _norm(joined)
+    return None
 
 
 def _norm(name: str) -> str:
