@@ -109,7 +109,7 @@ def format_incidents(incidents: Iterable[Incident]) -> str:
         threats = ", ".join(f"{k} {v}" for k, v in inc.threats) or "-"
         verdicts = ", ".join(f"{k} {v}" for k, v in inc.verdicts)
         lines.append(
-            f"{inc.id}  client {inc.client_id}  {iso(inc.start)} .. {iso(inc.end)} ({inc.duration:.0f} s)  "
+            f"{inc.id}  client {inc.client_id}  {iso(inc.start)} .. {iso(inc.end)} ({inc.duration:.1f} s)  "
             f"severity {inc.severity or '-'}"
         )
         lines.append(

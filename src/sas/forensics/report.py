@@ -149,9 +149,8 @@ def _timeline_svg(events: Sequence[ForensicEvent], incidents: Sequence[Incident]
     axis_y = base + row_h * max(len(rows), 1) + 16
     for k in range(6):
         t = t0 + span * k / 5
-        parts.append(
-            f'<text x="{x(t):.1f}" y="{axis_y}" font-size="11" text-anchor="middle">{_e(iso(t)[11:19])}</text>'
-        )
+        label = iso(t)[11:23] if span < 60 else iso(t)[11:19]  # a short burst needs milliseconds to read
+        parts.append(f'<text x="{x(t):.1f}" y="{axis_y}" font-size="11" text-anchor="middle">{_e(label)}</text>')
     parts.append(f'<text x="{left}" y="{axis_y + 16}" font-size="11">{_e(iso(t0))} .. {_e(iso(t1))} (UTC)</text>')
     parts.append("</svg>")
     legend = "".join(
@@ -205,7 +204,7 @@ def _incident_table(incidents: Sequence[Incident]) -> str:
                     f"<b>{_e(inc.id)}</b>",
                     _e(inc.client_id),
                     _e(iso(inc.start)),
-                    f"{inc.duration:.0f} s",
+                    f"{inc.duration:.1f} s" if inc.duration < 10 else f"{inc.duration:.0f} s",
                     f"{inc.detections} ({inc.requests} requests)",
                     _e(inc.severity),
                     _e(", ".join(f"{k} {v}" for k, v in inc.categories)),
