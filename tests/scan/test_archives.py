@@ -16,6 +16,7 @@ import os
 import pickle
 import stat
 import struct
+import sys
 import tarfile
 import tracemalloc
 import zipfile
@@ -889,3 +890,25 @@ def test_zip_with_legacy_cp437_names_is_not_mistaken_for_overlap(tmp_path: Path,
     result = run(tmp_path, recorder)
     assert findings_of(result, "SAS-ARC-001") == []
     assert recorder.data("fn.zip!mod\u00e8le.pkl") == PAYLOAD
+
+
+def test_zstd_single_file(tmp_path: Path, recorder: Recorder) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    (tmp_path / "model.pkl.zst").write_bytes(zstandard.ZstdCompressor().compress(PAYLOAD))
+    result = run(tmp_path, recorder)
+    assert recorder.data("model.pkl.zst!model.pkl") == PAYLOAD
+    assert result.findings == ()
+
+
+def test_zstd_layer_without_the_library_is_reported_not_skipped(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    lower, upper = _whiteout_layers()
+    layers = [gzip.compress(lower), zstandard.ZstdCompressor().compress(upper)]
+    (tmp_path / "image.tar").write_bytes(_oci_layout(layers, "application/vnd.oci.image.layer.v1.tar+zstd"))
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # as on a machine without the scan extra
+    result = run(tmp_path, recorder)
+    upper_blob = f"image.tar!blobs/sha256/{_digest(layers[1])}"
+    assert findings_of(result, "SAS-ARC-009") == [upper_blob]
+    assert "image.tar!app/old.pkl" in recorder.paths  # the lower layer is still walked
