@@ -912,3 +912,16 @@ def test_zstd_layer_without_the_library_is_reported_not_skipped(
     upper_blob = f"image.tar!blobs/sha256/{_digest(layers[1])}"
     assert findings_of(result, "SAS-ARC-009") == [upper_blob]
     assert "image.tar!app/old.pkl" in recorder.paths  # the lower layer is still walked
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_and_folder_are_errors(tmp_path: Path, recorder: Recorder) -> None:
+    (tmp_path / "secret.pkl").write_bytes(PAYLOAD)
+    (tmp_path / "secret.pkl").chmod(0)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0)
+    try:
+        result = run(tmp_path, recorder)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert sorted(e.path for e in result.errors) == ["locked", "secret.pkl"]
