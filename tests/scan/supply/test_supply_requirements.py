@@ -181,3 +181,12 @@ def test_primary_private_poetry_source_is_not_confusion(tmp_path: Path) -> None:
         '[[tool.poetry.source]]\nname = "internal"\nurl = "https://pypi.acme.internal/simple"\npriority = "primary"\n'
     )
     assert _found(run(tmp_path, raw=INTERNAL), "SAS-DEP-004") == []
+
+
+def test_bad_internal_packages_setting_is_a_config_error(tmp_path: Path, capsys: object) -> None:
+    from sas.cli import main
+
+    (tmp_path / "requirements.txt").write_text("requests==2.31.0\n")
+    (tmp_path / "sas.toml").write_text('[scan.supply]\ninternal_packages = "acme-core"\n')
+    assert main(["scan", str(tmp_path), "--no-progress"]) == 2
+    assert "internal_packages" in capsys.readouterr().err  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sas.config import string_list
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile
 from sas.scan.context import ScanContext
@@ -604,7 +605,7 @@ class SupplyChainAnalyzer(Analyzer):
         def ours(path: str) -> bool:
             return not any(path.startswith(p) for p in inside_dists)
 
-        internal = [p for p in options.get("internal_packages", []) or [] if isinstance(p, str)]
+        internal = list(string_list(options, "internal_packages", "scan.supply"))
         declared: list[Declared] = []
         reported: set[tuple[str, str, int]] = set()
 
