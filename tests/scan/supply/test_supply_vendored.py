@@ -241,3 +241,20 @@ def test_pth_that_decodes_and_runs_a_payload_is_critical(tmp_path: Path) -> None
     (tmp_path / "python" / "zz.pth").write_text("import os, base64; exec(base64.b64decode('cHJpbnQoMSk='))\n")
     hooks = [f for f in run(tmp_path).findings if f.rule_id == "SAS-VEND-006"]
     assert [(f.location.path, f.severity) for f in hooks] == [("python/zz.pth", Severity.CRITICAL)]
+
+
+def test_verified_files_are_not_reread_unless_asked(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    payload = b"import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n"
+    (tmp_path / "shady").mkdir()
+    (tmp_path / "shady" / "__init__.py").write_bytes(payload)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(payload).digest()).rstrip(b"=").decode()
+    info = tmp_path / "shady-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Name: shady\nVersion: 1.0\n\n")
+    (info / "RECORD").write_text(f"shady/__init__.py,sha256={digest},{len(payload)}\nshady-1.0.dist-info/RECORD,,\n")
+    assert [f for f in run(tmp_path).findings if f.rule_id == "SAS-VEND-008"] == []
+    deep = run(tmp_path, raw={"scan": {"supply": {"inspect_verified": True}}})
+    assert [f.location.path for f in deep.findings if f.rule_id == "SAS-VEND-008"] == ["shady/__init__.py"]

@@ -23,7 +23,8 @@ Layers come from ``sas scan FUNCTION --layer L.zip`` (display paths ``layer:L.zi
 "layer folders next to a template", from SAM/CloudFormation templates found in a scanned folder:
 ``AWS::Serverless::LayerVersion`` ``ContentUri`` and ``AWS::Lambda::LayerVersion`` ``Content`` that are
 local folder paths become layers (in template order, before ``--layer`` ones), and ``AWS::Serverless::Function``
-``CodeUri`` folders (or ``Globals.Function.CodeUri``) become function roots; without a ``CodeUri`` the
+``CodeUri`` folders (or ``Globals.Function.CodeUri``) and ``AWS::Lambda::Function`` ``Code`` folders (as
+``aws cloudformation package`` reads them) become function roots; without a ``CodeUri`` the
 scanned folder is the function root. Every function root is combined with every layer: templates that give
 different functions different layers are read conservatively. Templates are read with PyYAML (already in the
 scan extra) through a loader that takes CloudFormation short-form tags (``!Ref``...) as plain values: these
@@ -173,8 +174,8 @@ def template_roots(text: str, folder: str) -> tuple[list[str], list[str]]:
             uri = props.get("ContentUri")
         elif kind == "AWS::Lambda::LayerVersion":
             uri = props.get("Content")
-        elif kind == "AWS::Serverless::Function":
-            uri = props.get("CodeUri", globals_code)
+        elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            uri = props.get("CodeUri", globals_code) if kind == "AWS::Serverless::Function" else props.get("Code")
             if isinstance(uri, str) and _local(uri):
                 functions.append(_join(folder, uri))
             continue
