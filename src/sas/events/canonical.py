@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -66,32 +66,28 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _load_dumps() -> Callable[[Any], bytes]:
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is a core dependency
-        return _stdlib_dumps
-    option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-    raw = orjson.dumps
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a core dependency
+    _orjson = None  # type: ignore[assignment]
 
-    def dumps(obj: Any) -> bytes:
+_OPTION = 0 if _orjson is None else _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8, NaN/inf as null."""
+    if _orjson is not None:
         try:
-            return raw(obj, option=option, default=str)
-        except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
-            return _stdlib_dumps(obj)
-
-    return dumps
-
-
-dumps: Callable[[Any], bytes] = _load_dumps()
+            return _orjson.dumps(obj, option=_OPTION, default=str)
+        except (TypeError, _orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+            pass
+    return _stdlib_dumps(obj)
 
 
 def loads(data: bytes | str) -> Any:
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover
-        return json.loads(data)
-    return orjson.loads(data)
+    if _orjson is not None:
+        return _orjson.loads(data)
+    return json.loads(data)
 
 
 def safe_origin(*parts: str) -> str:

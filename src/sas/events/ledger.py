@@ -116,7 +116,7 @@ class LedgerWriter(Sink):
         self._clock = clock
         self._signer = signer
         self._logs: dict[str, _SubLog] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # re-entrant: an audit hook may emit while the store writes
         self._meta_written = False
         self._ephemeral = False
         self.key_error: str | None = None
@@ -130,7 +130,7 @@ class LedgerWriter(Sink):
         os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def _reset_in_child(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # re-entrant: an audit hook may emit while the store writes
         self._logs = {}
         self._meta_written = False
         self._fork_suffix += f"-pid{os.getpid()}"
