@@ -717,6 +717,10 @@ class PicklePolicy:
         reason = _deny_reason(path)
         if reason is not None:
             return Verdict(Level.DANGEROUS, reason)
+        inner = name.split(".")[:-1]  # protocol 4 qualnames traverse attributes: torch + "os.system"
+        reached = next((p for p in inner if p in _DENIED_MODULE_NAMES), None)
+        if reached is not None:
+            return Verdict(Level.DANGEROUS, f"reaches the {reached} module through attribute traversal")
         last = parts[-1]
         if _LOADER_NAME.match(last):
             return Verdict(Level.DANGEROUS, f"loader or executor function ({last})")
@@ -736,6 +740,9 @@ class PicklePolicy:
         return Verdict(Level.UNKNOWN, "not on the allow list", stdlib=top in _STDLIB)
 
 
+_DENIED_MODULE_NAMES = frozenset(
+    {p[:-2] for p in DENY if p.endswith(".*") and "." not in p[:-2]} | {"builtins", "__builtin__", "os", "sys"}
+)
 _TORCHSCRIPT_ALLOW = ("__torch__.", "torch.jit._pickle.")
 _ALLOW_PATTERNS: tuple[str, ...] = tuple(a for a in ALLOW if a.endswith("*"))
 
