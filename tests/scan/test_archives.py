@@ -375,9 +375,11 @@ def test_gzip_bomb_stops_at_the_limit_while_decompressing(tmp_path: Path, record
 def test_configured_total_limit(tmp_path: Path, recorder: Recorder) -> None:
     for i in range(3):
         (tmp_path / f"part{i}.gz").write_bytes(gzip.compress(os.urandom(MiB)))
+    (tmp_path / "z.zip").write_bytes(zip_bytes({"late.pkl": PAYLOAD}))
     result = run(tmp_path, recorder, max_total_bytes=2 * MiB + 1000)
-    bombs = findings_of(result, "SAS-ARC-001")
-    assert bombs == ["part2.gz"]
+    # part2 crosses the limit; what comes after is reported at its own path, not skipped in silence
+    assert findings_of(result, "SAS-ARC-001") == ["part2.gz", "z.zip!late.pkl"]
+    assert recorder.data("part0.gz!part0") and recorder.data("part1.gz!part1")
 
 
 def test_per_file_limit_from_headers(tmp_path: Path, recorder: Recorder) -> None:

@@ -112,6 +112,11 @@ class Budget:
                 f"ratio>{limits.max_ratio:g}",
             )
 
+    def refuse(self, path: str) -> None:
+        """Raise for a stream opened after the scan's byte budget ran out (reported at its own path)."""
+        limit = self.limits.max_total_bytes
+        self._fail(path, f"{path} was not read: the scan already decompressed its limit of {limit} bytes", "total")
+
     def _fail(self, path: str, message: str, evidence: str) -> None:
         self._report(path, message, evidence)
         raise ArchiveLimitError(message)
@@ -145,7 +150,7 @@ class CountingReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._budget.exhausted():
-            raise ArchiveLimitError("scan limit on uncompressed bytes already reached")
+            self._budget.refuse(self._path)
         try:
             data = self._inner.read(len(buffer))
         except (ArchiveLimitError, CorruptStreamError):
