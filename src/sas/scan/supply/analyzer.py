@@ -63,6 +63,7 @@ class SupplyChainAnalyzer(Analyzer):
         self.metadata: dict[str, tuple[str, str]] = {}
         self.texts: dict[str, str] = {}
         self.top_level: list[str] = []  # depth-0 files of the function target (not layers)
+        self._reported: set[tuple[str, str, int | None, str]] = set()
 
     # -- the walk ---------------------------------------------------------------------------------------------
 
@@ -93,6 +94,23 @@ class SupplyChainAnalyzer(Analyzer):
             else:
                 self.texts[file.path] = data.decode("utf-8", "replace")
         return False
+
+    def _add(
+        self,
+        ctx: ScanContext,
+        rule: Rule,
+        location: Location | str,
+        message: str,
+        *,
+        evidence: str = "",
+        severity: Severity | None = None,
+    ) -> None:
+        """Report once per rule, place and evidence: function roots of one template share their layers."""
+        loc = Location(location) if isinstance(location, str) else location
+        key = (rule.id, loc.path, loc.line, evidence)
+        if key not in self._reported:
+            self._reported.add(key)
+            _add(ctx, rule, loc, message, evidence=evidence, severity=severity)
 
     # -- after the walk ---------------------------------------------------------------------------------------
 
@@ -206,7 +224,7 @@ class SupplyChainAnalyzer(Analyzer):
                 )
             )
             if not dist.has_record:
-                _add(
+                self._add(
                     ctx,
                     R.RECORD_PROBLEM,
                     folder,
@@ -214,10 +232,10 @@ class SupplyChainAnalyzer(Analyzer):
                     evidence=f"{dist.name}=={dist.version}",
                 )
             for problem in dist.problems[:3]:
-                _add(ctx, R.RECORD_PROBLEM, folder + "/RECORD", f"{dist.name}: {problem}", evidence=problem)
+                self._add(ctx, R.RECORD_PROBLEM, folder + "/RECORD", f"{dist.name}: {problem}", evidence=problem)
             match = typosquat.default_index().check(dist.name)
             if match:
-                _add(
+                self._add(
                     ctx,
                     R.TYPOSQUAT,
                     folder,
@@ -243,7 +261,7 @@ class SupplyChainAnalyzer(Analyzer):
                 seen = self.files.get(path)
                 if seen is None:
                     if vendored.is_code(entry.rel) and not vendored.is_slimmable(entry.rel):
-                        _add(
+                        self._add(
                             ctx,
                             R.MISSING,
                             path,
@@ -261,7 +279,7 @@ class SupplyChainAnalyzer(Analyzer):
                     verified.add(path)
                     continue
                 code = vendored.is_code(entry.rel)
-                _add(
+                self._add(
                     ctx,
                     R.MODIFIED,
                     path,
@@ -271,7 +289,7 @@ class SupplyChainAnalyzer(Analyzer):
                     severity=Severity.HIGH if code else Severity.MEDIUM,
                 )
             if missing_minor:
-                _add(
+                self._add(
                     ctx,
                     R.MISSING,
                     dist.dist_info,
@@ -295,7 +313,7 @@ class SupplyChainAnalyzer(Analyzer):
                 if rel.endswith(".pyc") or "/__pycache__/" in f"/{rel}":
                     minor.setdefault(top, []).append(rel)
                 elif vendored.is_code(rel):
-                    _add(
+                    self._add(
                         ctx,
                         R.UNLISTED,
                         path,
@@ -304,7 +322,7 @@ class SupplyChainAnalyzer(Analyzer):
                         evidence=rel,
                     )
                 else:
-                    _add(
+                    self._add(
                         ctx,
                         R.UNLISTED,
                         path,
@@ -313,7 +331,7 @@ class SupplyChainAnalyzer(Analyzer):
                         severity=Severity.MEDIUM,
                     )
             for top, rels in minor.items():
-                _add(
+                self._add(
                     ctx,
                     R.UNLISTED,
                     site + top,
@@ -351,7 +369,7 @@ class SupplyChainAnalyzer(Analyzer):
                 self._pth(ctx, path, rel.rsplit("/", 1)[-1], owned, verified)
             elif startup_hooks.is_customize_module(rel):
                 vouched = path in verified
-                _add(
+                self._add(
                     ctx,
                     R.CUSTOMIZE,
                     path,
@@ -372,7 +390,7 @@ class SupplyChainAnalyzer(Analyzer):
         text = self.texts.get(path, "")
         found = startup_hooks.analyze_pth(name, text)
         for line, entry in found.writable_paths:
-            _add(
+            self._add(
                 ctx,
                 R.PTH_HOOK,
                 Location(path, line),
@@ -398,7 +416,7 @@ class SupplyChainAnalyzer(Analyzer):
         payload = obfuscation.inspect_source("\n".join(t for _, t in found.executable).encode())
         if any(s.kind == "decode-exec" for s in payload):
             severity, detail = Severity.CRITICAL, detail + "; it decodes and executes a hidden payload"
-        _add(
+        self._add(
             ctx,
             R.PTH_HOOK,
             Location(path, line),
@@ -423,7 +441,7 @@ class SupplyChainAnalyzer(Analyzer):
                 earlier = merged.get(rel)
                 if earlier is not None and earlier[1].digest != seen.digest and earlier[0] != root:
                     code = vendored.is_code(rel)
-                    _add(
+                    self._add(
                         ctx,
                         R.LAYER_OVERWRITES,
                         seen.path,
@@ -464,7 +482,7 @@ class SupplyChainAnalyzer(Analyzer):
                 continue
             first, *later = sorted(by_layer, key=lambda r: r.order)
             for root in later:
-                _add(
+                self._add(
                     ctx,
                     R.LAYER_OVERWRITES,
                     by_layer[root],
@@ -483,7 +501,7 @@ class SupplyChainAnalyzer(Analyzer):
                 else f"wins although it comes later on sys.path, because {loser.folder}{s.name}/ has no __init__.py "
                 "(PEP 420)"
             )
-            _add(
+            self._add(
                 ctx,
                 R.LAYER_SHADOWS,
                 w.key_path,
@@ -492,7 +510,7 @@ class SupplyChainAnalyzer(Analyzer):
                 evidence=f"{s.name}:{w.root.label}>{loser.root.label}",
             )
         elif loser.root.kind == "layer":
-            _add(
+            self._add(
                 ctx,
                 R.LAYER_UNUSED_COPY,
                 loser.key_path,
@@ -523,7 +541,7 @@ class SupplyChainAnalyzer(Analyzer):
                     continue
                 where = min(code, key=len)
                 if name in stdlib and name not in _STDLIB_EXEMPT:
-                    _add(
+                    self._add(
                         ctx,
                         R.SHADOWS_STDLIB,
                         where,
@@ -535,7 +553,7 @@ class SupplyChainAnalyzer(Analyzer):
                     continue
                 match = index.check(name)
                 if match:
-                    _add(
+                    self._add(
                         ctx,
                         R.IMITATING_MODULE,
                         where,
@@ -545,7 +563,7 @@ class SupplyChainAnalyzer(Analyzer):
                     )
                 native = [d for d in code if d.endswith((".so", ".pyd"))]
                 if native:
-                    _add(
+                    self._add(
                         ctx,
                         R.NATIVE_UNVERIFIED,
                         native[0],
@@ -569,7 +587,7 @@ class SupplyChainAnalyzer(Analyzer):
             has_network = any(s.kind == "network" for s in suspicions)
             for s in suspicions:
                 if s.kind == "decode-exec":
-                    _add(
+                    self._add(
                         ctx,
                         R.DECODE_EXEC,
                         Location(seen.path, s.line),
@@ -577,7 +595,7 @@ class SupplyChainAnalyzer(Analyzer):
                         evidence=s.evidence,
                     )
                 elif s.kind == "network":
-                    _add(
+                    self._add(
                         ctx,
                         R.IMPORT_NETWORK,
                         Location(seen.path, s.line),
@@ -585,7 +603,7 @@ class SupplyChainAnalyzer(Analyzer):
                         evidence=s.evidence,
                     )
                 else:
-                    _add(
+                    self._add(
                         ctx,
                         R.CREDENTIAL_HARVEST,
                         Location(seen.path, s.line),
@@ -614,7 +632,7 @@ class SupplyChainAnalyzer(Analyzer):
         ) -> None:
             if (rule.id, path, line) not in reported:
                 reported.add((rule.id, path, line))
-                _add(ctx, rule, Location(path, line), message, evidence=evidence, severity=severity)
+                self._add(ctx, rule, Location(path, line), message, evidence=evidence, severity=severity)
 
         parsed: dict[str, requirements.RequirementsFile] = {}
         for path, text in self.texts.items():
@@ -806,7 +824,7 @@ class SupplyChainAnalyzer(Analyzer):
                 fixed = f"; fixed in {', '.join(adv.fixed)}" if adv.fixed else ""
                 summary = f": {adv.summary}" if adv.summary else ""
                 rule = R.MALICIOUS if adv.malicious else R.VULNERABLE
-                _add(
+                self._add(
                     ctx,
                     rule,
                     location,
