@@ -406,3 +406,21 @@ class RawDeflateReader(ZlibReader):
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__(raw)
         self._dec = zlib.decompressobj(-15)
+
+
+class SharedSource:
+    """One seekable source shared by the members of an archive (each read seeks first); reopened when a
+    member is read after the walk has moved on and closed it."""
+
+    def __init__(self, opener: Callable[[], BinaryIO]) -> None:
+        self._opener = opener
+        self._stream: BinaryIO | None = None
+
+    def get(self) -> BinaryIO:
+        if self._stream is None or self._stream.closed:
+            self._stream = self._opener()
+        return self._stream
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()

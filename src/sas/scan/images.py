@@ -21,6 +21,7 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
+from sas.scan.archive_rules import NOT_ANALYSED
 from sas.scan.archive_streams import (
     ArchiveLimitError,
     CorruptStreamError,
@@ -31,6 +32,7 @@ from sas.scan.archive_streams import (
     decompressed,
     describe,
 )
+from sas.scan.archive_tar import accept_tar_member, tar_entries, tar_member_file
 from sas.scan.artifact import HEAD_BYTES, Opener, read_exactly
 from sas.scan.magic import COMPRESSED, Kind, sniff
 
@@ -53,7 +55,7 @@ def walk_image(walker: Walker, archive: str, depth: int, open_source: Opener) ->
     """
     members: dict[str, tarfile.TarInfo] = {}
     links: dict[str, str] = {}
-    for entry in walker.tar_entries(archive, open_source, seekable=True, strict_end=False):
+    for entry in tar_entries(walker, archive, open_source, seekable=True, strict_end=False):
         name = _norm(entry.info.name)
         if entry.info.isreg():
             members[name] = entry.info
@@ -154,7 +156,7 @@ def _merge(
         info = members.get(layer)
         if info is None:
             walker.finding(
-                _not_analysed(), layer_display, f"image layer {layer} is listed but not in {archive}", "missing-layer"
+                NOT_ANALYSED, layer_display, f"image layer {layer} is listed but not in {archive}", "missing-layer"
             )
             continue
         source = _layer_source(walker, layer_display, open_source, info)
@@ -165,7 +167,7 @@ def _merge(
         whiteouts: set[str] = set()
         opaques: set[str] = set()
         try:
-            for entry in walker.tar_entries(layer_display, open_layer, seekable=seekable, strict_end=False):
+            for entry in tar_entries(walker, layer_display, open_layer, seekable=seekable, strict_end=False):
                 path = _norm(entry.info.name)
                 if not path:
                     continue
@@ -182,9 +184,9 @@ def _merge(
                     files.add(path)
                 display = f"{archive}!{path}"
                 if ".." in entry.info.name.split("/"):
-                    walker._check_member_name(entry.info.name, display)
-                if entry.info.isreg() and walker.accept_tar_member(entry, display):
-                    walker.handle(walker.tar_member_file(entry, display, depth))
+                    walker.check_member_name(entry.info.name, display)
+                if entry.info.isreg() and accept_tar_member(walker, entry, display):
+                    walker.handle(tar_member_file(walker, entry, display, depth))
         except ArchiveLimitError:
             return
         except CorruptStreamError as exc:
@@ -217,7 +219,7 @@ def _layer_source(
         try:
             unpacked().close()
         except UnsupportedCompression as exc:
-            walker.finding(_not_analysed(), display, f"image layer {display} was not analysed: {exc}", kind.value)
+            walker.finding(NOT_ANALYSED, display, f"image layer {display} was not analysed: {exc}", kind.value)
             return None
         return unpacked, False
     walker.report_corrupt(display, f"image layer is not a tar (content looks like {kind.value})")
@@ -255,9 +257,3 @@ def _norm(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return name.lstrip("/").rstrip("/")
-
-
-def _not_analysed() -> Any:
-    from sas.scan.archives import NOT_ANALYSED
-
-    return NOT_ANALYSED
