@@ -140,11 +140,11 @@ _IS_RECORD = operator.methodcaller("startswith", _MARK)
 
 def _read_plain(ledger: Ledger, data: bytes) -> bool:
     """The fast path for files the writer made: every record starts its line. False: use the slow path."""
-    marks = data.count(_MARK)
-    if marks != data.count(b"\n" + _MARK) + data.startswith(_MARK):
-        return False  # a record behind a prefix (a platform's log format), or a key that looks like ours
     lines = data.split(b"\n")
-    entries = list(filter(_IS_ENTRY, lines))
+    records = list(filter(_IS_RECORD, lines))
+    if len(records) != data.count(_MARK):
+        return False  # a record behind a prefix (a platform's log format), or a key that looks like ours
+    entries = list(filter(_IS_ENTRY, records))
     # runs of one sub-log are the writer's batches: the per-run loop is short, the per-line work stays in C
     for origin, run in itertools.groupby(entries, key=_origin_key):
         if origin:
@@ -152,9 +152,7 @@ def _read_plain(ledger: Ledger, data: bytes) -> bool:
         else:
             ledger.malformed += sum(1 for _ in run)
     counter = [0]
-    others = 0
-    for line in itertools.filterfalse(_IS_ENTRY, filter(_IS_RECORD, lines)):
-        others += 1
+    for line in itertools.filterfalse(_IS_ENTRY, records):
         if line.startswith(CHECKPOINT_PREFIX):
             _add_checkpoint(ledger, line, counter)
         elif line.startswith(META_PREFIX):
@@ -164,7 +162,6 @@ def _read_plain(ledger: Ledger, data: bytes) -> bool:
                 ledger.malformed += 1
         else:
             ledger.malformed += 1
-    ledger.malformed += marks - len(entries) - others  # records hidden inside others' lines
     if b"logsDropped" in data:
         for line in _DROPPED_LINES.findall(data):
             _platform_report(ledger, line)
