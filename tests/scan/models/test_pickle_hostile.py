@@ -153,3 +153,17 @@ def test_mutated_pickles_never_raise(seed: bytes, flips: list[tuple[int, int]]) 
 @given(data=st.binary(max_size=400))
 def test_random_bytes_never_raise(data: bytes) -> None:
     scan_stream(io.BytesIO(b"\x80\x04" + data), PicklePolicy())
+
+
+def test_chains_of_tuples_and_calls_stay_small(analyse) -> None:
+    import tracemalloc
+
+    tuple_chain = b"\x80\x04N" + b"\x85" * 300_000 + b"."
+    call_chain = b"\x80\x04\x8c\x08builtins\x8c\x03set\x93\x94)" + b"h\x00\x85R" * 100_000 + b"."
+    for data in (tuple_chain, call_chain):
+        tracemalloc.start()
+        report = analyse(data)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert report.pickles == 1
+        assert peak < 8 << 20, peak

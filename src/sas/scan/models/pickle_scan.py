@@ -142,7 +142,7 @@ STACK_CAP = 1_000_000
 META_CAP = 100_000
 TUPLE_CAP = 64
 DICT_CAP = 64
-CAPTURE_CAP = 32 << 20  # embedded payload handed to a nested loader, analysed in memory up to this size
+CAPTURE_CAP = 32 << 20  # embedded payloads handed to nested loaders, analysed in memory up to this total
 MAX_NESTING = 3
 MAX_FINDINGS = 100
 
@@ -370,6 +370,7 @@ class PickleScanner:
         self._global_use: dict[str, tuple[Global, int, bool, object]] = {}
         self.salvage = False
         self.track = False
+        self.capture_budget = CAPTURE_CAP  # embedded payloads kept for nested analysis, in total per stream
 
     # --- findings -----------------------------------------------------------------------------------------------
     def _hit(self, rule_: Rule, message: str, evidence: str, offset: int, severity: Severity | None = None) -> None:
@@ -693,7 +694,7 @@ class PickleScanner:
                             target: dict[object, object] = stack[-1]
                             for i in range(0, min(len(items), DICT_CAP * 2) - 1, 2):
                                 if type(items[i]) is bytes:
-                                    target[items[i]] = items[i + 1]
+                                    target[items[i]] = _flat(items[i + 1])
                         pos += 1
                     elif op == 0x61:  # APPEND
                         stack.pop()
@@ -772,16 +773,16 @@ class PickleScanner:
                             raise _ParseError(f"unsupported protocol {buf[pos + 1]}")
                         pos += 2
                     elif op == 0x85:  # TUPLE1
-                        stack[-1] = (stack[-1],)
+                        stack[-1] = (_flat(stack[-1]),)
                         pos += 1
                     elif op == 0x86:  # TUPLE2
                         b2 = stack.pop()
-                        stack[-1] = (stack[-1], b2)
+                        stack[-1] = (_flat(stack[-1]), _flat(b2))
                         pos += 1
                     elif op == 0x87:  # TUPLE3
                         c3 = stack.pop()
                         b3 = stack.pop()
-                        stack[-1] = (stack[-1], b3, c3)
+                        stack[-1] = (_flat(stack[-1]), _flat(b3), _flat(c3))
                         pos += 1
                     elif op == 0x29:  # EMPTY_TUPLE
                         stack.append(())
@@ -790,12 +791,12 @@ class PickleScanner:
                         items = stack
                         stack = metastack.pop() if metastack or type(stack) is list else _Bottomless()
                         if op == 0x74:
-                            stack.append(tuple(items) if len(items) <= TUPLE_CAP else OTHER)
+                            stack.append(tuple(map(_flat, items)) if len(items) <= TUPLE_CAP else OTHER)
                         elif op == 0x64 and self.track:
                             made: dict[object, object] = {}
                             for i in range(0, min(len(items), DICT_CAP * 2) - 1, 2):
                                 if type(items[i]) is bytes:
-                                    made[items[i]] = items[i + 1]
+                                    made[items[i]] = _flat(items[i + 1])
                             stack.append(made)
                         else:
                             stack.append(OTHER)
@@ -806,7 +807,7 @@ class PickleScanner:
                         if self.track and stack and type(stack[-1]) is dict and type(k) is bytes:
                             target = stack[-1]
                             if len(target) < DICT_CAP:
-                                target[k] = v
+                                target[k] = _flat(v)
                         pos += 1
                     elif op == 0x93:  # STACK_GLOBAL
                         name_v = stack.pop()
@@ -850,36 +851,36 @@ class PickleScanner:
                         else:
                             items = stack
                             stack = metastack.pop() if metastack or type(stack) is list else _Bottomless()
-                            args = tuple(items[:TUPLE_CAP])
+                            args = tuple(map(_flat, items[:TUPLE_CAP]))
                             self._called(g, args, offset, "INST")
                             stack.append(Call(g, args))
                     elif op == 0x52:  # REDUCE
                         args = stack.pop()
                         func = stack[-1]
                         self._called(func, args, base + pos, "REDUCE")
-                        stack[-1] = Call(func, args)
+                        stack[-1] = Call(_callee(func), args)
                         pos += 1
                     elif op == 0x81:  # NEWOBJ
                         args = stack.pop()
                         cls = stack[-1]
                         self._called(cls, args, base + pos, "NEWOBJ")
-                        stack[-1] = Call(cls, args)
+                        stack[-1] = Call(_callee(cls), args)
                         pos += 1
                     elif op == 0x92:  # NEWOBJ_EX
                         stack.pop()  # kwargs
                         args = stack.pop()
                         cls = stack[-1]
                         self._called(cls, args, base + pos, "NEWOBJ_EX")
-                        stack[-1] = Call(cls, args)
+                        stack[-1] = Call(_callee(cls), args)
                         pos += 1
                     elif op == 0x6F:  # OBJ
                         items = stack
                         stack = metastack.pop() if metastack or type(stack) is list else _Bottomless()
                         if not items:
                             raise _ParseError("OBJ without a class")
-                        args = tuple(items[1 : TUPLE_CAP + 1])
+                        args = tuple(map(_flat, items[1 : TUPLE_CAP + 1]))
                         self._called(items[0], args, base + pos, "OBJ")
-                        stack.append(Call(items[0], args))
+                        stack.append(Call(_callee(items[0]), args))
                         pos += 1
                     elif op == 0x62:  # BUILD
                         state = stack.pop()
@@ -937,12 +938,13 @@ class PickleScanner:
                                 raise _ParseError("truncated string")
                             stack.append(buf[pos + hdr : pos + hdr + size])
                             pos += hdr + size
-                        elif capture_armed and size <= CAPTURE_CAP:
+                        elif capture_armed and size <= self.capture_budget:
                             buf, pos, base = ensure(src, buf, pos, base, pos + hdr + size)
                             limit = -1
                             if pos + hdr + size > len(buf):
                                 raise _ParseError("truncated bytes payload")
                             stack.append(Blob(buf[pos + hdr : pos + hdr + size], offset))
+                            self.capture_budget -= size
                             pos += hdr + size
                             capture_armed = False
                         else:
@@ -954,7 +956,7 @@ class PickleScanner:
                     elif op in {0x58, 0x8D}:  # BINUNICODE, BINUNICODE8
                         hdr = 5 if op == 0x58 else 9
                         size = int.from_bytes(buf[pos + 1 : pos + hdr], "little")
-                        if size <= MAX_STRING or (capture_armed and size <= CAPTURE_CAP):
+                        if size <= MAX_STRING or (capture_armed and size <= self.capture_budget):
                             buf, pos, base = ensure(src, buf, pos, base, pos + hdr + size)
                             limit = -1
                             if pos + hdr + size > len(buf):
@@ -964,6 +966,7 @@ class PickleScanner:
                                 stack.append(data)
                             else:  # protocol 2 bytes: _codecs.encode(text, "latin1")
                                 stack.append(Blob(_latin1(data), base + pos))
+                                self.capture_budget -= size
                                 capture_armed = False
                             pos += hdr + size
                         else:
@@ -1113,6 +1116,29 @@ class PickleScanner:
                 return None
             buf = keep + more
             start = 0
+
+
+_SCALARS = (bytes, int, Global, Blob, _Opaque)
+
+
+def _flat(value: object) -> object:
+    """What a container may keep of ``value``: scalars, and tuples or calls made only of scalars. Deeper
+    structure becomes opaque, so that a chain of TUPLE1 or REDUCE opcodes cannot grow memory without bound."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is tuple:
+        return value if all(type(v) in _SCALARS for v in value) else OTHER  # type: ignore[attr-defined]
+    if t is Call:
+        args = value.args  # type: ignore[attr-defined]
+        if type(args) is tuple and all(type(v) in _SCALARS for v in args):
+            return value
+    return OTHER
+
+
+def _callee(func: object) -> object:
+    """A call result keeps its callable only when it is an imported global (else a chain of calls of calls)."""
+    return func if type(func) is Global else OTHER
 
 
 def _decode(raw: bytes) -> str:
