@@ -21,6 +21,7 @@ class QueryBudget(Detector):
 
     name: ClassVar[str] = "query-budget"
     threat: ClassVar[Threat] = Threat.MODEL_EXTRACTION
+    uses_baseline: ClassVar[bool] = True  # takes the baseline itself (no built-in model suite)
 
     def __init__(self, budget: int) -> None:
         self.budget = budget

@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,7 @@ CRITICAL_FUNCTIONS: tuple[tuple[str, str], ...] = (
     ("os", "fork"),
     ("subprocess", "Popen"),
     ("subprocess", "run"),
+    ("socket", "socket"),
     ("socket", "socket.connect"),
     ("socket", "create_connection"),
     ("socket", "getaddrinfo"),
@@ -109,7 +111,9 @@ class ContaminationMonitor:
         self._thread_baseline: set[int] = set()
         self._threads_before: set[int] = set()
         self._children_before: set[int] = set()
-        self._critical: list[tuple[str, str, Any]] = []
+        self._critical: list[tuple[str, Any, str, Any]] = []
+        self._tmp_seen_mtime = 0
+        self._thread_count = 0
         self._deep: dict[tuple[str, str], Any] = {}
         self._state: list[tuple[str, str, Any, int]] = []
         self._spawn_mark = 0
@@ -117,9 +121,17 @@ class ContaminationMonitor:
     # --- baseline (end of init) ---------------------------------------------------------------------
     def baseline(self) -> None:
         self._tmp_baseline = set(self._listdir())
+        self._tmp_seen_mtime = self._tmp_mtime()
         self._thread_baseline = {t.ident or 0 for t in threading.enumerate()}
-        self._critical = [(m, a, _resolve(m, a)) for m, a in CRITICAL_FUNCTIONS if m in sys.modules]
-        self._critical = [c for c in self._critical if c[2] is not None]
+        self._children_before = self.children()  # started during init (a sidecar, a server): not residue
+        # resolve each owner (module or class) once; the per-invocation check is one getattr per entry
+        self._critical = []
+        for module_name, dotted in CRITICAL_FUNCTIONS:
+            owner_path, _, attr = dotted.rpartition(".")
+            owner = _resolve(module_name, owner_path) if owner_path else sys.modules.get(module_name)
+            original = getattr(owner, attr, None) if owner is not None else None
+            if original is not None:
+                self._critical.append((f"{module_name}.{dotted}", owner, attr, original))
         self._deep = {}
         for module_name in ("builtins", *DEEP_MODULES):
             module = sys.modules.get(module_name)
@@ -129,13 +141,13 @@ class ContaminationMonitor:
                 if callable(value):
                     self._deep[(module_name, name)] = value
         self._state = []
-        for module_name, module in list(sys.modules.items()):
-            path = getattr(module, "__file__", None)
-            if not isinstance(path, str) or not os.path.realpath(path).startswith(self.code_dir + os.sep):
+        prefixes = {self.code_dir + os.sep, os.path.abspath(self.policy.code_dir) + os.sep}
+        for module_name, loaded in list(sys.modules.items()):
+            path = getattr(loaded, "__file__", None)
+            # a string test first: realpath costs syscalls, and a function has a thousand modules loaded
+            if not isinstance(path, str) or "site-packages" in path or not path.startswith(tuple(prefixes)):
                 continue
-            if "site-packages" in path:
-                continue
-            for var, value in list(vars(module).items()):
+            for var, value in list(vars(loaded).items()):
                 if isinstance(value, _CONTAINERS) and not var.startswith("__"):
                     self._state.append((module_name, var, value, len(value)))
                     if len(self._state) >= 500:
@@ -147,39 +159,60 @@ class ContaminationMonitor:
         except OSError:
             return []
 
+    def _tmp_mtime(self) -> int:
+        try:
+            return os.stat(self.tmp_dir).st_mtime_ns
+        except OSError:
+            return 0
+
+    def _tmp_changed(self) -> bool:
+        """Whether tmp_dir may hold new entries: its mtime moved, or is too recent to trust.
+
+        One stat instead of a listdir per invocation. Directory timestamps are coarse (a kernel tick), so
+        a change within the last second is treated as a change.
+        """
+        mtime = self._tmp_mtime()
+        if mtime != self._tmp_seen_mtime or time.time_ns() - mtime < 1_000_000_000:
+            self._tmp_seen_mtime = mtime
+            return True
+        return False
+
     def _allowed_tmp(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.policy.tmp_allow)
 
     # --- around each invocation ---------------------------------------------------------------------
     def before(self) -> None:
         self.invocations += 1
-        residue = [
-            n
-            for n in self._listdir()
-            if n not in self._tmp_baseline and n not in self._reported and not self._allowed_tmp(n)
-        ]
-        if residue:
-            self._reported.update(residue)
-            self.report(
-                Violation(
-                    "tmp-residue",
-                    Threat.CROSS_INVOCATION_CONTAMINATION,
-                    Severity.MEDIUM,
-                    {"tmp_dir": self.tmp_dir, "files": sorted(residue)[:50], "count": len(residue)},
+        if self._tmp_changed():
+            residue = [
+                n
+                for n in self._listdir()
+                if n not in self._tmp_baseline and n not in self._reported and not self._allowed_tmp(n)
+            ]
+            if residue:
+                self._reported.update(residue)
+                self.report(
+                    Violation(
+                        "tmp-residue",
+                        Threat.CROSS_INVOCATION_CONTAMINATION,
+                        Severity.MEDIUM,
+                        {"tmp_dir": self.tmp_dir, "files": sorted(residue)[:50], "count": len(residue)},
+                    )
                 )
-            )
-        self._threads_before = {t.ident or 0 for t in threading.enumerate()}
+        self._thread_count = threading.active_count()
+        self._threads_before = {t.ident or 0 for t in threading.enumerate()} if self._thread_count > 1 else set()
         self._spawn_mark = self._spawned()
 
     def after(self) -> dict[str, Any]:
         summary: dict[str, Any] = {}
         deep = self.invocations % self.policy.deep_every == 0
-        self._check_threads()
+        if threading.active_count() > 1 and (deep or threading.active_count() >= self._thread_count):
+            self._check_threads()
         if deep or self._spawned() != self._spawn_mark:
             self._check_children()
         self._check_functions(deep)
         self._check_state()
-        if self.policy.scrub_tmp:
+        if self.policy.scrub_tmp and self._tmp_changed():
             removed = self.scrub()
             if removed:
                 summary["tmp_scrubbed"] = removed
@@ -225,7 +258,7 @@ class ContaminationMonitor:
         return pids
 
     def _check_children(self) -> None:
-        alive = [p for p in self.children() if f"pid:{p}" not in self._reported]
+        alive = [p for p in self.children() if p not in self._children_before and f"pid:{p}" not in self._reported]
         if alive:
             self._reported.update(f"pid:{p}" for p in alive)
             self.report(
@@ -239,10 +272,10 @@ class ContaminationMonitor:
 
     def _check_functions(self, deep: bool) -> None:
         replaced = []
-        for owner, attr, original in self._critical:
-            if _resolve(owner, attr) is not original and f"fn:{owner}.{attr}" not in self._reported:
-                self._reported.add(f"fn:{owner}.{attr}")
-                replaced.append(f"{owner}.{attr}")
+        for name, owner, attr, original in self._critical:
+            if getattr(owner, attr, None) is not original and f"fn:{name}" not in self._reported:
+                self._reported.add(f"fn:{name}")
+                replaced.append(name)
         if deep:
             for (module_name, name), original in self._deep.items():
                 module = sys.modules.get(module_name)
