@@ -22,6 +22,7 @@ import hashlib
 import os
 import posixpath
 import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -147,10 +148,28 @@ class SupplyChainAnalyzer(Analyzer):
         self._vulnerabilities(ctx, dists, declared)
 
     def _hash(self, ctx: ScanContext, paths: set[str]) -> None:
-        """sha256 of the files a check compares, streamed; files on disk in parallel (hashlib drops the GIL)."""
+        """sha256 of the files a check compares, streamed, in parallel (zlib and hashlib release the GIL).
+
+        Files on disk are read through their own openers. Members of a zip that sits on disk are read by worker
+        threads, each with its own handle on the archive (the walker's shared handle is not thread-safe), but only
+        when the member's recorded sizes are within the scan limits; anything else goes through the walker's
+        opener, one at a time, where its byte budget applies.
+        """
         todo = [self.files[p] for p in sorted(paths) if p in self.files and self.files[p].digest is None]
         on_disk = [s for s in todo if s.depth == 0]
-        in_archives = [s for s in todo if s.depth > 0]  # members share one archive handle: one at a time
+        by_archive: dict[str, list[_Seen]] = {}
+        sequential: list[_Seen] = []
+        for seen in todo:
+            if seen.depth != 1:
+                continue
+            container = seen.path.rsplit("!", 1)[0]
+            outer = self.files.get(container)
+            if outer is not None and outer.depth == 0 and outer.source.head.startswith(b"PK\x03\x04"):
+                by_archive.setdefault(container, []).append(seen)
+            else:
+                sequential.append(seen)
+        sequential += [s for s in todo if s.depth > 1]
+        limits = ctx.settings.limits
 
         def digest(seen: _Seen) -> tuple[_Seen, bytes | None, str]:
             h = hashlib.sha256()
@@ -162,10 +181,45 @@ class SupplyChainAnalyzer(Analyzer):
                 return seen, None, str(exc)
             return seen, h.digest(), ""
 
+        def digest_members(container: str, batch: list[_Seen]) -> list[tuple[_Seen, bytes | None, str]]:
+            out: list[tuple[_Seen, bytes | None, str]] = []
+            try:
+                with self.files[container].source.open() as raw, zipfile.ZipFile(raw) as archive:
+                    for seen in batch:
+                        try:
+                            info = archive.getinfo(seen.path.rsplit("!", 1)[1])
+                        except KeyError:
+                            out.append(digest(seen))
+                            continue
+                        ratio = info.file_size / max(info.compress_size, 1)
+                        if info.file_size > limits.max_file_bytes or (
+                            info.file_size > limits.ratio_floor and ratio > limits.max_ratio
+                        ):
+                            out.append(digest(seen))
+                            continue
+                        h = hashlib.sha256()
+                        with archive.open(info) as stream:
+                            while chunk := stream.read(_CHUNK):
+                                h.update(chunk)
+                        out.append((seen, h.digest(), ""))
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
+                done = {id(r[0]) for r in out}
+                out += [digest(s) for s in batch if id(s) not in done]
+            return out
+
         workers = max(1, min(4, os.cpu_count() or 1))
+        results: list[tuple[_Seen, bytes | None, str]] = []
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(digest, on_disk)) if on_disk else []
-        results += [digest(s) for s in in_archives]
+            if on_disk:
+                results += pool.map(digest, on_disk)
+            jobs = [
+                pool.submit(digest_members, container, members[i::workers])
+                for container, members in by_archive.items()
+                for i in range(workers)
+            ]
+            for job in jobs:
+                results += job.result()
+        results += [digest(s) for s in sequential]
         for seen, value, error in results:
             if value is None:
                 ctx.error(seen.path, f"cannot read to verify its hash: {error}")
