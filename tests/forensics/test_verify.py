@@ -366,3 +366,16 @@ def test_gap_explained_by_a_logs_dropped_event_recorded_in_the_ledger(tmp_path: 
     # more missing lines than the platform reported dropping: not explained
     mutate_entries(path, "sas-ledger/fn/i-1", lambda es: es[:10] + es[20:])
     assert verify_ledger(load_ledger(path), [signer.verifier]).tampered
+
+
+def test_a_folder_of_gzipped_cloudwatch_exports_verifies(built: Built, tmp_path: Path) -> None:
+    import gzip
+
+    lines = built.paths["jsonl"].read_bytes().split(b"\n")
+    folder = tmp_path / "export" / "stream"
+    folder.mkdir(parents=True)
+    for part, start in enumerate(range(0, len(lines), 4000)):
+        chunk = b"\n".join(b"2026-09-21T14:13:20.000Z " + line for line in lines[start : start + 4000] if line)
+        (folder / f"{part:06d}.gz").write_bytes(gzip.compress(chunk + b"\n"))
+    report = verify_ledger(load_ledger(tmp_path / "export"), [built.signer.verifier])
+    assert not report.tampered and report.events == 10_000

@@ -1,8 +1,9 @@
 """``sas forensics``: verify, prove, check-proof, timeline, incidents, query, export, report.
 
-LEDGER may be omitted: then ``$SAS_LEDGER`` or ``[forensics] ledger`` of the configuration names it (a store
-spec such as ``sqlite:ledger.db`` is accepted as well as a path). Exit codes: 0 ok, 1 tampered (verify) or a
-proof that fails (check-proof), 2 unusable input.
+LEDGER is a sqlite or jsonl ledger, a captured log, or a folder of them (CloudWatch exports, .gz included).
+It may be omitted: then ``$SAS_LEDGER`` or ``[forensics] ledger`` of the configuration names it (a store spec
+such as ``sqlite:ledger.db`` is accepted as well as a path). Exit codes: 0 ok, 1 tampered (verify) or a proof
+that fails (check-proof), 2 unusable input.
 """
 
 from __future__ import annotations

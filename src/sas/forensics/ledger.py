@@ -256,8 +256,43 @@ def _read_lines_into(ledger: Ledger, lines: list[bytes]) -> None:
         cur_list.append(line)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+MAX_DECOMPRESSED = 8 * 1024**3  # a gzip bomb stops here, not at the end of memory
+
+
+def _read_file(ledger: Ledger, path: Path) -> None:
+    name = os.fspath(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read ledger {name}: {exc.strerror or exc}") from None
+    ledger.size_bytes += size
+    if head == _SQLITE_MAGIC:
+        _read_sqlite(ledger, name)
+        wal = Path(name + "-wal")
+        if wal.exists():
+            ledger.size_bytes += wal.stat().st_size
+        return
+    try:
+        if head.startswith(_GZIP_MAGIC):  # CloudWatch Logs exports to S3 are gzipped
+            import gzip
+
+            with gzip.open(path, "rb") as gz:
+                data = gz.read(MAX_DECOMPRESSED + 1)
+            if len(data) > MAX_DECOMPRESSED:
+                raise InputError(f"{name}: decompresses to more than {MAX_DECOMPRESSED} bytes")
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read ledger {name}: {exc}") from None
+    _read_lines(ledger, data)
+
+
 def load_ledger(source: str | os.PathLike[str]) -> Ledger:
-    """Read a ledger file (SQLite or text); ``-`` reads standard input. Unusable input is an InputError."""
+    """Read a ledger: a SQLite or text file, a folder of them (e.g. a CloudWatch export, files in name order,
+    ``.gz`` included), or ``-`` for standard input. Unusable input is an InputError."""
     name = os.fspath(source)
     ledger = Ledger(source=name)
     if name == "-":
@@ -266,25 +301,16 @@ def load_ledger(source: str | os.PathLike[str]) -> Ledger:
         _read_lines(ledger, data)
         return ledger
     path = Path(name)
-    if not path.is_file():
-        raise InputError(f"ledger {name} not found (expected a sqlite or jsonl ledger file)")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise InputError(f"cannot read ledger {name}: {exc.strerror or exc}") from None
-    ledger.size_bytes = path.stat().st_size
-    if head == _SQLITE_MAGIC:
-        _read_sqlite(ledger, name)
-        wal = Path(name + "-wal")
-        if wal.exists():
-            ledger.size_bytes += wal.stat().st_size
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm")))
+        if not files:
+            raise InputError(f"ledger folder {name} holds no files")
+        for file in files:
+            _read_file(ledger, file)
+    elif path.is_file():
+        _read_file(ledger, path)
     else:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read ledger {name}: {exc.strerror or exc}") from None
-        _read_lines(ledger, data)
+        raise InputError(f"ledger {name} not found (expected a sqlite or jsonl ledger file, or a folder of them)")
     if not ledger.logs and not ledger.metas:
         raise InputError(f"{name}: no sas ledger records found")
     return ledger
