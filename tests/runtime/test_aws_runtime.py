@@ -224,3 +224,42 @@ def test_tampered_model_fails_cold_start(runtimes: dict[str, Runtime], mode: str
     [event] = [e for e in read_events(rt.root / "ledger.jsonl") if e["event"] == "manifest"]
     assert event["details"]["changed"] == ["model.joblib"] and event["severity"] == "critical"
     assert event["verdict"] == ("block" if mode == "enforce" else "alert")
+
+
+def test_powertools_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """examples/runtime/aws/handler_powertools.py, in process, with a Lambda context like the runtime's."""
+    import importlib.util
+
+    from sas.runtime.monitors import audit, cloud_sdk
+
+    (tmp_path / "scratch").mkdir()
+    overrides = {
+        "runtime": {"tmp_dir": str(tmp_path / "scratch")},
+        "forensics": {"ledger": f"jsonl:{tmp_path / 'ledger.jsonl'}"},
+    }
+    fn = make_function_dir(
+        tmp_path / "fn", [EXAMPLES / "aws" / "handler_powertools.py"], example_config("aws", overrides)
+    )
+    spec = importlib.util.spec_from_file_location("handler_powertools_example", fn / "handler_powertools.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class LambdaContext:
+        function_name = "iris"
+        memory_limit_in_mb = 128
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:iris"
+        aws_request_id = "pt-example"
+
+    try:
+        good = module.handler(apigw_v2({"features": [5.1, 3.5, 1.4, 0.2]}), LambdaContext())
+        bad = module.handler(apigw_v2({"features": [5.1, 3.5, 1.4]}), LambdaContext())
+    finally:
+        audit.deactivate()
+        cloud_sdk.deactivate()
+        module.shield.close()
+    assert good["statusCode"] == 200 and json.loads(good["body"]) == {"label": 0}
+    assert bad["statusCode"] == 400 and json.loads(bad["body"])["request_id"] == "pt-example"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(entry.get("sas", {}).get("detector") == "input-validation" for entry in logged)
+    assert any(entry.get("function_request_id") == "pt-example" for entry in logged)
