@@ -167,3 +167,11 @@ def test_chains_of_tuples_and_calls_stay_small(analyse) -> None:
         tracemalloc.stop()
         assert report.pickles == 1
         assert peak < 8 << 20, peak
+
+
+def test_many_distinct_globals_still_report_the_dangerous_one(analyse) -> None:
+    parts = [b"\x80\x02("]
+    parts += [b"cmod%d\nName\n" % i for i in range(12_000)]
+    parts.append(b"1cos\nsystem\n(S'id'\ntR.")
+    report = analyse(b"".join(parts))
+    assert report.worst == Severity.CRITICAL

@@ -145,6 +145,7 @@ DICT_CAP = 64
 CAPTURE_CAP = 32 << 20  # embedded payloads handed to nested loaders, analysed in memory up to this total
 MAX_NESTING = 3
 MAX_FINDINGS = 100
+MAX_GLOBALS = 10_000  # distinct globals remembered per stream
 
 
 class _Opaque:
@@ -389,6 +390,11 @@ class PickleScanner:
         self.report.hits.append(hit)
 
     def _see_global(self, g: Global, offset: int) -> None:
+        if len(self._global_use) >= MAX_GLOBALS and g.path not in self._global_use:
+            # thousands of distinct globals: keep memory bounded, still report the dangerous ones directly
+            if g.verdict.level == Level.DANGEROUS:
+                self._hit(IMPORTS_DANGEROUS, f"imports {g.path} at byte {offset}: {g.verdict.reason}", g.path, offset)
+            return
         self.report.globals_seen.setdefault(g.path, g.verdict)
         if g.path == _JOBLIB_WRAPPER:
             self.report.joblib = True
@@ -400,8 +406,16 @@ class PickleScanner:
 
     def _called(self, func: object, args: object, offset: int, how: str) -> None:
         if isinstance(func, Global):
-            g, first, _, _ = self._global_use.get(func.path, (func, offset, False, None))
-            self._global_use[func.path] = (g, first, True, args)
+            if func.path in self._global_use:
+                g, first, _, _ = self._global_use[func.path]
+                self._global_use[func.path] = (g, first, True, args)
+            elif func.verdict.level == Level.DANGEROUS:
+                self._hit(
+                    CALLS_DANGEROUS,
+                    f"calls {func.path} at byte {offset}: {func.verdict.reason}",
+                    _call_evidence(func, args),
+                    offset,
+                )
             if func.path in DANGEROUS_IF_CALLED:
                 self._hit(
                     CALLS_DANGEROUS,
