@@ -223,8 +223,14 @@ class AuditPolicy:
 
     # --- egress -------------------------------------------------------------------------------------
     def resolve_rules(self) -> None:
-        """Resolve host rules now, before the hook is active (cold start, not the hot path)."""
+        """Resolve the configured host rules now, before the hook is active (cold start, not the hot path).
+
+        The platform's own endpoints are not resolved: off the platform their names may not exist, and a
+        failing DNS lookup would stall the cold start.
+        """
         for rule in self._host_rules:
+            if rule not in self.policy.egress:
+                continue
             if rule.host and "*" not in rule.host:
                 try:
                     infos = _ORIGINAL_GETADDRINFO(rule.host, rule.port or 0)
