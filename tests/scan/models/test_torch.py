@@ -247,3 +247,13 @@ def test_config_allow_list_silences_the_models_own_class(tmp_path: Path) -> None
     torch.save(SmallNet(), path)
     settings = ScanSettings(pickle_allow=(f"{SmallNet.__module__}.*",))
     assert scan(path, settings).findings == ()
+
+
+def test_zip_bomb_member_is_not_read(tmp_path: Path) -> None:
+    data = _saved(SmallNet().state_dict())
+    bomb = io.BytesIO(data)
+    with zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/extra.pkl", b"\x00" * (64 << 20))
+    (tmp_path / "m.pt").write_bytes(bomb.getvalue())
+    result = scan(tmp_path / "m.pt")
+    assert "SAS-TORCH-003" in {f.rule_id for f in result.findings}

@@ -24,6 +24,7 @@ from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
 from sas.scan.magic import Kind, sniff
 from sas.scan.models.pickle_scan import emit, policy_for, scan_stream
+from sas.scan.models.torch_scan import too_compressed
 from sas.scan.rules import INCOMPLETE_FILE, rule
 from sas.taxonomy import Severity, Threat
 
@@ -184,6 +185,16 @@ class NumpyAnalyzer(Analyzer):
                     return False  # not a plain .npz: let the walker look inside
                 for info in infos:
                     member_path = f"{file.path}!{info.filename}"
+                    if too_compressed(info, ctx.settings.limits):
+                        ctx.add(
+                            make_finding(
+                                INCOMPLETE_FILE,
+                                Location(member_path),
+                                f"member expands {info.file_size} bytes from {info.compress_size}: not read",
+                                evidence="compression ratio",
+                            )
+                        )
+                        continue
                     try:
                         with zf.open(info) as member:
                             self._npy(member, member_path, info.file_size, ctx)

@@ -44,6 +44,7 @@ from sas.scan.models.pickle_scan import (
     scan_stream,
 )
 from sas.scan.rules import INCOMPLETE_MODEL, rule
+from sas.scan.settings import Limits
 from sas.taxonomy import Severity, Threat
 
 TORCHSCRIPT_ESCAPE = rule(
@@ -71,7 +72,8 @@ TORCH_MEMBER_TOO_LARGE = rule(
     "Torch checkpoint member too large to analyse",
     Severity.HIGH,
     Threat.INCOMPLETE_ANALYSIS,
-    "A pickle or code member of the checkpoint declares a size above the per-file limit, so it was not read.",
+    "A pickle or code member of the checkpoint declares a size above the per-file limit, or expands more than "
+    "the compression-ratio limit allows (a zip bomb), so it was not read.",
     "Raise [scan.limits] max_file_bytes if the file is expected, or rebuild it from a trusted source.",
     ("CWE-409",),
 )
@@ -105,6 +107,15 @@ def _is_storage(rel: str) -> bool:
     return rel.startswith(("data/", ".data/")) or rel in ("version", "byteorder", ".format_version")
 
 
+def too_compressed(info: zipfile.ZipInfo, limits: Limits | None) -> bool:
+    """A member whose declared expansion crosses the scan's bomb limits (the walker's rule, applied here because
+    this analyzer reads the zip itself)."""
+    if limits is None:
+        return False
+    size = info.file_size
+    return size > limits.ratio_floor and size > limits.max_ratio * max(info.compress_size, 1)
+
+
 def _members(zf: zipfile.ZipFile, prefix: str) -> Iterator[tuple[zipfile.ZipInfo, str]]:
     for info in zf.infolist():
         if info.is_dir():
@@ -114,7 +125,13 @@ def _members(zf: zipfile.ZipFile, prefix: str) -> Iterator[tuple[zipfile.ZipInfo
 
 
 def analyse_zip(
-    zf: zipfile.ZipFile, prefix: str, policy: PicklePolicy, *, nesting: int, max_member: int
+    zf: zipfile.ZipFile,
+    prefix: str,
+    policy: PicklePolicy,
+    *,
+    nesting: int,
+    max_member: int,
+    limits: Limits | None = None,
 ) -> tuple[list[tuple[str, PickleReport]], list[tuple[str, str, str, Severity]], list[str]]:
     """Pickle reports per member, TorchScript code hits (member, rule id, evidence, severity), oversize members."""
     reports: list[tuple[str, PickleReport]] = []
@@ -124,7 +141,7 @@ def analyse_zip(
         if _is_storage(rel):
             continue
         is_code = rel.startswith("code/") and rel.endswith(".py")
-        if info.file_size > max_member:
+        if info.file_size > max_member or too_compressed(info, limits):
             if is_code or rel.endswith((".pkl", ".debug_pkl")):
                 oversize.append(info.filename)
             continue
@@ -306,7 +323,12 @@ class TorchAnalyzer(Analyzer):
                     policy = policy.for_torchscript()
                 try:
                     reports, code_hits, oversize = analyse_zip(
-                        zf, prefix, policy, nesting=0, max_member=ctx.settings.limits.max_file_bytes
+                        zf,
+                        prefix,
+                        policy,
+                        nesting=0,
+                        max_member=ctx.settings.limits.max_file_bytes,
+                        limits=ctx.settings.limits,
                     )
                 except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
                     ctx.add(
