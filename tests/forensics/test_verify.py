@@ -379,3 +379,28 @@ def test_a_folder_of_gzipped_cloudwatch_exports_verifies(built: Built, tmp_path:
         (folder / f"{part:06d}.gz").write_bytes(gzip.compress(chunk + b"\n"))
     report = verify_ledger(load_ledger(tmp_path / "export"), [built.signer.verifier])
     assert not report.tampered and report.events == 10_000
+
+
+@pytest.mark.parametrize("sizes", [(1500, 7, 2600, 0, 900), (5000, 10, 20)])
+def test_parallel_roots_equal_serial(monkeypatch: pytest.MonkeyPatch, sizes: tuple[int, ...]) -> None:
+    from sas.forensics import hashing
+
+    logs = [[f"entry {i} of {j}".encode() for i in range(n)] for j, n in enumerate(sizes)]
+    wanted = [[1, n // 3, n // 2, n, n + 5] for n in sizes]
+    serial = [hashing._roots(e, w) for e, w in zip(logs, wanted, strict=True)]
+    monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)
+    assert hashing.roots_at(logs, wanted) == serial
+
+
+def test_parallel_verification_still_names_tampering(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sas.forensics import hashing
+
+    monkeypatch.setattr(hashing, "PARALLEL_MIN", 100)
+    path, anchor = built.copy("jsonl", tmp_path)
+    assert not check(path, built, anchor).tampered
+    origin = origin_of(path, built)
+    mutate_entries(path, origin, lambda es: es[:3000] + es[3001:])
+    first = check(path, built, anchor).first_problem
+    assert first is not None and (first.kind, first.first_seq) == ("deleted", 3000)

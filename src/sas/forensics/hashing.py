@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from sas.events.merkle import leaf_hashes
+from sas.events.merkle import Frontier, leaf_hashes
 
 PARALLEL_MIN = 200_000  # below this, starting a worker costs more than it saves
 
@@ -66,3 +66,68 @@ def hash_logs(logs: Sequence[Sequence[bytes]]) -> list[list[bytes]]:
         out.append(hashes[pos : pos + len(entries)])
         pos += len(entries)
     return out
+
+
+def _roots(entries: Sequence[bytes], sizes: Sequence[int]) -> dict[int, bytes]:
+    hashes = leaf_hashes(entries)
+    frontier = Frontier()
+    out: dict[int, bytes] = {}
+    for size in sorted(set(sizes)):
+        if 0 < size <= len(hashes):
+            frontier.extend(hashes[frontier.size : size])
+            out[size] = frontier.root()
+    return out
+
+
+def _roots_for_logs(indexes: Sequence[int], sizes: Sequence[Sequence[int]]) -> list[dict[int, bytes]]:
+    logs = _SHARED_LOGS["logs"]
+    return [_roots(logs[i], sizes[i]) for i in indexes]
+
+
+_SHARED_LOGS: dict[str, Sequence[Sequence[bytes]]] = {}
+
+
+def roots_at(logs: Sequence[Sequence[bytes]], sizes: Sequence[Sequence[int]]) -> list[dict[int, bytes]]:
+    """For each sub-log, the tree roots at the requested sizes (its checkpoints' and the anchor's).
+
+    Sub-logs are independent trees, so with several cores they are shared out whole (longest first) to forked
+    workers that hash leaves *and* nodes; a ledger dominated by one sub-log splits its leaf hashing instead.
+    """
+    total = sum(len(e) for e in logs)
+    workers = _workers()
+    if total < PARALLEL_MIN or workers == 0:
+        return [_roots(e, s) for e, s in zip(logs, sizes, strict=True)]
+    if max(len(e) for e in logs) > total * 0.6:
+        hashed = hash_logs(logs)
+        out = []
+        for hashes, wanted in zip(hashed, sizes, strict=True):
+            frontier, roots = Frontier(), {}
+            for size in sorted(set(wanted)):
+                if 0 < size <= len(hashes):
+                    frontier.extend(hashes[frontier.size : size])
+                    roots[size] = frontier.root()
+            out.append(roots)
+        return out
+    bins: list[list[int]] = [[] for _ in range(workers + 1)]
+    weights = [0] * (workers + 1)
+    for i in sorted(range(len(logs)), key=lambda i: -len(logs[i])):
+        lightest = weights.index(min(weights))
+        bins[lightest].append(i)
+        weights[lightest] += len(logs[i])
+    _SHARED_LOGS["logs"] = logs
+    results: dict[int, dict[int, bytes]] = {}
+    try:
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [(chunk, pool.submit(_roots_for_logs, chunk, sizes)) for chunk in bins[1:] if chunk]
+            for i, roots in zip(bins[0], _roots_for_logs(bins[0], sizes), strict=True):
+                results[i] = roots
+            for chunk, future in futures:
+                for i, roots in zip(chunk, future.result(), strict=True):
+                    results[i] = roots
+    except Exception:  # the result must not depend on the pool
+        return [_roots(e, s) for e, s in zip(logs, sizes, strict=True)]
+    finally:
+        _SHARED_LOGS.clear()
+    return [results[i] for i in range(len(logs))]

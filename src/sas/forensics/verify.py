@@ -27,8 +27,8 @@ from sas.errors import InputError
 from sas.events.anchor import AnchorStore
 from sas.events.canonical import decode_entry, dumps, entry_origin_seq
 from sas.events.checkpoint import NoteError, SignedCheckpoint, VerifierKey, parse_checkpoint
-from sas.events.merkle import Frontier, root
-from sas.forensics.hashing import hash_logs
+from sas.events.merkle import Frontier, leaf_hashes, root
+from sas.forensics.hashing import roots_at
 from sas.forensics.ledger import DROPPED_EVENTS, Ledger, StoredLog
 
 TAMPERING_KINDS = ("modified", "deleted", "inserted", "reordered", "truncated", "forked", "bad-signature")
@@ -135,7 +135,7 @@ class _LogResult:
     signed_size: int = 0
     verified_size: int = 0
     good: list[_GoodCheckpoint] = field(default_factory=list)
-    hashes: list[bytes] = field(default_factory=list)
+    hashes: list[bytes] = field(default_factory=list)  # filled only when a sub-log needs diagnosis
     roots_at: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -277,33 +277,15 @@ def _check_signatures(log: StoredLog, keys: Sequence[VerifierKey], result: _LogR
     result.signed_size = max((c.size for c in result.good), default=0)
 
 
-def _fast_path(log: StoredLog, result: _LogResult, extra_sizes: Sequence[int]) -> _GoodCheckpoint | None:
-    """Check roots over the entries in stored order; returns the first checkpoint that does not match.
-
-    Roots at ``extra_sizes`` (the anchor's) are computed on the way, so no second pass over the leaves.
-    """
-    hashes = result.hashes
-    n = len(hashes)
-    frontier = Frontier()
-    wanted = sorted({s for s in extra_sizes if 0 < s <= n})
-    first_bad: _GoodCheckpoint | None = None
-    steps: list[tuple[int, _GoodCheckpoint | None]] = sorted(
-        [(cp.size, cp) for cp in result.good] + [(s, None) for s in wanted], key=lambda x: x[0]
-    )
-    for size, cp in steps:
-        if size > n:
-            if cp is not None and first_bad is None:
-                first_bad = cp
-            continue
-        frontier.extend(hashes[frontier.size : size])
-        r = frontier.root()
-        result.roots_at[size] = r
-        if cp is not None and first_bad is None:
-            if r != cp.root:
-                first_bad = cp
-            else:
-                result.verified_size = cp.size
-    return first_bad
+def _fast_path(log: StoredLog, result: _LogResult) -> _GoodCheckpoint | None:
+    """Compare each signed checkpoint with the root the stored entries give at its size (computed in bulk by
+    :func:`sas.forensics.hashing.roots_at`); returns the first checkpoint that does not match."""
+    n = len(log.entries)
+    for cp in result.good:
+        if cp.size > n or result.roots_at.get(cp.size) != cp.root:
+            return cp
+        result.verified_size = max(result.verified_size, cp.size)
+    return None
 
 
 def _seqs(log: StoredLog) -> list[int]:
@@ -535,21 +517,19 @@ def _localize(result: _LogResult, by_seq: dict[int, int], lo: int, hi: int) -> t
     return lo, max(hi, lo + 1)
 
 
-def _verify_log(
-    ctx: _Context, log: StoredLog, keys: Sequence[VerifierKey], extra_sizes: Sequence[int], hashes: list[bytes]
-) -> _LogResult:
-    result = _LogResult(hashes=hashes)
-    _check_signatures(log, keys, result)
+def _verify_log(ctx: _Context, log: StoredLog, result: _LogResult) -> None:
+    """Everything after the signatures (``result.good``) and the bulk roots (``result.roots_at``)."""
     if any(p.kind == "forked" for p in result.problems):
-        return result
-    mismatch = _fast_path(log, result, extra_sizes)
+        return
+    mismatch = _fast_path(log, result)
     if mismatch is None:
-        return result
+        return
+    result.hashes = leaf_hashes(log.entries)  # diagnosis works leaf by leaf
     seqs = _seqs(log)
     if len(set(seqs)) != len(seqs):
         fork = _try_fork(log, seqs, result)
         result.problems.append(fork or _inserted(log, seqs, result))
-        return result
+        return
     ordered = sorted(seqs)
     if ordered != seqs:
         first = next(i for i, (a, b) in enumerate(zip(seqs, ordered, strict=True)) if a != b)
@@ -564,14 +544,13 @@ def _verify_log(
             )
         )
         result.problems.extend(p for p in _walk_positioned(ctx, log, seqs, result, True) if p.kind != "modified")
-        return result
+        return
     problems = _walk_positioned(ctx, log, seqs, result, False)
     if not problems:
         problems.append(
             Problem("modified", log.origin, None, None, f"checkpoint {mismatch.size} does not match the stored events")
         )
     result.problems.extend(problems)
-    return result
 
 
 def _check_anchor(
@@ -612,22 +591,22 @@ def _check_anchor(
         result = results[origin]
         if any(not p.explained for p in result.problems):
             continue  # already tampered; the anchor adds nothing clearer
-        hashes = result.hashes
-        if cp.size > len(hashes):
-            first = min(len(hashes), result.signed_size) if result.signed_size else len(hashes)
+        count = len(log.entries)
+        if cp.size > count:
+            first = min(count, result.signed_size) if result.signed_size else count
             problems.append(
                 Problem(
                     "truncated",
                     origin,
                     first,
                     cp.size - 1,
-                    f"the anchor holds checkpoint {cp.size} but the ledger ends at {len(hashes)} events (last "
+                    f"the anchor holds checkpoint {cp.size} but the ledger ends at {count} events (last "
                     f"signed {result.signed_size}): the ledger was cut back",
                 )
             )
             continue
         at = result.roots_at.get(cp.size)
-        if (at if at is not None else root(hashes[: cp.size])) != cp.root:
+        if (at if at is not None else root(leaf_hashes(log.entries[: cp.size]))) != cp.root:
             problems.append(
                 Problem(
                     "forked",
@@ -660,10 +639,16 @@ def verify_ledger(
         with contextlib.suppress(NoteError):
             anchor_sizes.setdefault(origin, []).append(parse_checkpoint(text).checkpoint.size)
     origins = sorted(ledger.logs)
-    all_hashes = hash_logs([ledger.logs[o].entries for o in origins])
-    for origin, hashes in zip(origins, all_hashes, strict=True):
+    for origin in origins:
+        result = results[origin] = _LogResult()
+        _check_signatures(ledger.logs[origin], trusted, result)
+    wanted = [[c.size for c in results[o].good] + anchor_sizes.get(o, []) for o in origins]
+    for origin, roots in zip(origins, roots_at([ledger.logs[o].entries for o in origins], wanted), strict=True):
+        results[origin].roots_at = roots
+    for origin in origins:
         log = ledger.logs[origin]
-        result = results[origin] = _verify_log(ctx, log, trusted, anchor_sizes.get(origin, []), hashes)
+        result = results[origin]
+        _verify_log(ctx, log, result)
         problems.extend(result.problems)
         if not result.good and log.entries:
             if not any(p.kind == "bad-signature" for p in result.problems):
