@@ -31,6 +31,7 @@ import json
 import os
 import posixpath
 import stat
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -240,6 +241,12 @@ class _Tree:
     found: list[_Found] = field(default_factory=list)
     records: list[str] = field(default_factory=list)  # RECORD files of installed distributions
     read_record: Callable[[str], bytes] | None = None
+    archives: list[zipfile.ZipFile] = field(default_factory=list)  # open zip handles, closed by close()
+
+    def close(self) -> None:
+        for archive in self.archives:
+            archive.close()
+        self.archives.clear()
 
 
 # ---------------------------------------------------------------- canonical JSON and keys
@@ -420,16 +427,24 @@ def _walk_zip(root: Path, exclude: Sequence[str]) -> _Tree:
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"cannot read zip {root}: {exc}") from None
+    # One ZipFile per hashing thread: a ZipFile's file position is shared state, and opening the archive
+    # anew for every member would re-read the central directory each time (quadratic in members).
+    local = threading.local()
+    tree = _Tree(read_record=archive.read)
+    tree.archives.append(archive)
+    lock = threading.Lock()
 
-    def opener(name: str) -> Callable[[], io.BufferedIOBase]:
-        # one ZipFile per open: ZipFile objects are not safe to share across hashing threads. The member
-        # holds its own reference to the archive's file, which closes with the member.
+    def opener(info: zipfile.ZipInfo) -> Callable[[], io.BufferedIOBase]:
         def open_member() -> io.BufferedIOBase:
-            return cast(io.BufferedIOBase, zipfile.ZipFile(root).open(name))  # a ZipExtFile
+            mine: zipfile.ZipFile | None = getattr(local, "archive", None)
+            if mine is None:
+                mine = local.archive = zipfile.ZipFile(root)
+                with lock:
+                    tree.archives.append(mine)
+            return cast(io.BufferedIOBase, mine.open(info))  # a ZipExtFile
 
         return open_member
 
-    tree = _Tree(read_record=archive.read)
     seen: set[str] = set()
     for info in infos:
         if info.is_dir():
@@ -442,7 +457,7 @@ def _walk_zip(root: Path, exclude: Sequence[str]) -> _Tree:
         if stat.S_ISLNK(mode):
             tree.found.append(_Found(rel, 0, link=archive.read(info).decode("utf-8", "surrogateescape")))
             continue
-        tree.found.append(_Found(rel, info.file_size, opener(info.filename), mode=mode))
+        tree.found.append(_Found(rel, info.file_size, opener(info), mode=mode))
         if rel.endswith(".dist-info/RECORD"):
             tree.records.append(rel)
     return tree
@@ -581,10 +596,13 @@ def build_manifest(
         raise InputError(f"unknown digest algorithm {algorithm!r} (expected one of: {', '.join(ALGORITHMS)})")
     base = Path(root)
     tree = _scan_tree(base, exclude, set())
-    digests, unreadable = _hash_all(tree.found, algorithm, workers)
+    try:
+        digests, unreadable = _hash_all(tree.found, algorithm, workers)
+        deps = _dependency_paths(tree)
+    finally:
+        tree.close()
     if unreadable:
         raise InputError(f"cannot read {len(unreadable)} file(s), first: {sorted(unreadable)[0]}")
-    deps = _dependency_paths(tree)
     entries: list[FileEntry] = []
     for item in tree.found:
         if item.link is not None:
@@ -698,7 +716,10 @@ def verify_tree(
             changed.append(path)  # no need to read it
         else:
             to_hash.append(found)
-    digests, unreadable = _hash_all(to_hash, manifest.algorithm, workers)
+    try:
+        digests, unreadable = _hash_all(to_hash, manifest.algorithm, workers)
+    finally:
+        tree.close()
     for path, (digest, size) in digests.items():
         entry = expected[path]
         if digest != entry.digest or size != entry.size:
