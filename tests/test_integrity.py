@@ -163,6 +163,24 @@ def test_zip_round_trip_and_change(tmp_path: Path, key: integrity.Ed25519Private
     assert verify_tree(pkg, manifest, key.public_key()).ok
 
 
+def test_corrupt_zip_member_is_unreadable_not_a_crash(tmp_path: Path, key: integrity.Ed25519PrivateKey) -> None:
+    from sas.errors import InputError
+
+    archive = tmp_path / "function.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return 1\n" * 50)
+        zf.writestr("model.bin", os.urandom(5000))
+    manifest = _build(archive, key, tmp_path / "m.json")
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"handler.py") + len("handler.py") + 5  # inside the deflated data of the first member
+    data[start : start + 20] = bytes(20)
+    archive.write_bytes(bytes(data))
+    report = verify_tree(archive, manifest, key.public_key())
+    assert not report.ok and report.unreadable == ("handler.py",)
+    with pytest.raises(InputError, match="cannot read 1 file"):
+        build_manifest(archive, key)
+
+
 @pytest.mark.parametrize("algorithm", ["blake2b", "blake3"])
 def test_other_algorithms_round_trip(tmp_path: Path, key: integrity.Ed25519PrivateKey, algorithm: str) -> None:
     if algorithm == "blake3":

@@ -31,19 +31,19 @@ import json
 import os
 import posixpath
 import stat
+import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sas.errors import InputError
 
 if TYPE_CHECKING:
+    import zipfile
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 FORMAT = "sas-integrity-manifest/1"
@@ -422,6 +422,8 @@ def _walk_folder(root: Path, exclude: Sequence[str], skip: set[str]) -> _Tree:
 
 
 def _walk_zip(root: Path, exclude: Sequence[str]) -> _Tree:
+    import zipfile
+
     try:
         archive = zipfile.ZipFile(root)
         infos = archive.infolist()
@@ -463,10 +465,33 @@ def _walk_zip(root: Path, exclude: Sequence[str]) -> _Tree:
     return tree
 
 
+def _is_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        return False  # zipfile (and its import) only for what looks like a zip
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """Errors of reading a file or zip member; zipfile's own only when a zip was opened (it is then imported)."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, RuntimeError, ValueError, KeyError)
+    for module, name in (("zipfile", "BadZipFile"), ("zlib", "error"), ("lzma", "LZMAError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            errors = (*errors, getattr(loaded, name))
+    return errors
+
+
 def _scan_tree(root: Path, exclude: Sequence[str], skip: set[str]) -> _Tree:
     if root.is_dir():
         return _walk_folder(root, exclude, skip)
-    if root.is_file() and zipfile.is_zipfile(root):
+    if root.is_file() and _is_zip(root):
         return _walk_zip(root, exclude)
     if root.is_file():
         return _Tree(found=[_Found(root.name, root.stat().st_size, _file_opener(root))])
@@ -482,7 +507,7 @@ def _dependency_paths(tree: _Tree) -> set[str]:
         base = record.rsplit("/", 2)[0] + "/" if record.count("/") >= 2 else ""
         try:
             text = tree.read_record(record).decode("utf-8", "replace")
-        except (OSError, KeyError, zipfile.BadZipFile):
+        except _read_errors():
             continue
         for line in text.splitlines():
             name = line.split(",", 1)[0].strip().strip('"')
@@ -550,10 +575,12 @@ def _hash_all(
     digests: dict[str, tuple[str, int]] = {}
     unreadable: list[str] = []
 
+    errors = _read_errors()
+
     def one(item: _Found) -> tuple[str, tuple[str, int] | None]:
         try:
             return item.path, _digest(item, algorithm)
-        except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError):
+        except errors:
             return item.path, None
 
     if algorithm == "blake3":
@@ -563,6 +590,8 @@ def _hash_all(
         results = map(one, todo)
         pairs = list(results)
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sas-hash") as pool:
             pairs = list(pool.map(one, todo))
     for path, result in pairs:
@@ -616,7 +645,7 @@ def build_manifest(
     entries.sort(key=lambda e: e.path)
     unsigned = Manifest(
         root=base.name or os.fspath(base),
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tool_version=__version__,
         algorithm=algorithm,
         files=tuple(entries),
