@@ -9,8 +9,8 @@ invocation (another client's) runs into. Checked around each invocation, cheaply
 - after the handler: threads started during the invocation and still alive; child processes still alive
   (read from ``/proc`` only when a spawn was seen, and in every deep sweep); security-relevant functions
   (``builtins.open``, ``os.system``, ``socket.socket.connect``, ``json.loads``, ``pickle.loads``...)
-  replaced since init; module-level containers of the function's own modules that grew by more than
-  ``state_growth`` items;
+  replaced since init; module-level containers of the function's own modules (the files directly in the
+  code directory) that grew by more than ``state_growth`` items;
 - every ``deep_every`` invocations: every builtin and every function of the watched modules;
 - optionally (``scrub_tmp``) what the invocation created in ``tmp_dir`` is deleted after it returns.
 
@@ -141,16 +141,17 @@ class ContaminationMonitor:
                 if callable(value):
                     self._deep[(module_name, name)] = value
         self._state = []
-        prefixes = {self.code_dir + os.sep, os.path.abspath(self.policy.code_dir) + os.sep}
+        # the function's own modules: files directly in the code directory (handler.py, app.py). Deeper files
+        # there are usually vendored dependencies (pip install -t .), whose caches grow legitimately.
+        roots = {self.code_dir, os.path.abspath(self.policy.code_dir)}
         for module_name, loaded in list(sys.modules.items()):
             path = getattr(loaded, "__file__", None)
-            # a string test first: realpath costs syscalls, and a function has a thousand modules loaded
-            if not isinstance(path, str) or "site-packages" in path or not path.startswith(tuple(prefixes)):
+            if not isinstance(path, str) or os.path.dirname(path) not in roots:
                 continue
             for var, value in list(vars(loaded).items()):
                 if isinstance(value, _CONTAINERS) and not var.startswith("__"):
                     self._state.append((module_name, var, value, len(value)))
-                    if len(self._state) >= 500:
+                    if len(self._state) >= 200:
                         return
 
     def _listdir(self) -> list[str]:
