@@ -118,6 +118,26 @@ def test_numpy_random_state_and_generator(analyse) -> None:
         assert report.hits == [], [h.message for h in report.hits]
 
 
+def test_scipy_and_scorers(analyse) -> None:
+    import scipy.sparse
+    import scipy.stats
+    from sklearn.metrics import f1_score, make_scorer
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.preprocessing import FunctionTransformer
+
+    values = [
+        scipy.sparse.csr_matrix(np.eye(3)),
+        scipy.stats.norm(0, 1),
+        make_scorer(f1_score),
+        GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=2, scoring=make_scorer(f1_score)).fit(X, Y),
+        FunctionTransformer(np.log1p).fit(np.abs(X)),
+        np.log1p,
+    ]
+    for value in values:
+        report = analyse(pickle.dumps(value))
+        assert report.hits == [], [h.message for h in report.hits]
+
+
 def test_standard_library_values(analyse) -> None:
     value = {
         "od": collections.OrderedDict(a=1),

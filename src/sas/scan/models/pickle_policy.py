@@ -640,6 +640,15 @@ TRUSTED_FUNCTION_MODULES: frozenset[str] = frozenset(
     {"numpy", "torch.nn.functional", "torch.nn.init", "scipy.special", "scipy.stats", "math", "operator", "cmath"}
 )
 
+# Packages of math only, where functions and lowercase classes (scipy's ``norm_gen``, metric functions such as
+# ``f1_score`` inside a scorer) are ordinary at any depth.
+TRUSTED_FUNCTION_PACKAGES: tuple[str, ...] = (
+    "scipy.stats.",
+    "scipy.special.",
+    "torch.nn.functional.",
+    "sklearn.metrics.",
+)
+
 _DUNDER = re.compile(r"^__\w+__$")
 _CLASS_NAME = re.compile(r"^_{0,2}[A-Z][A-Za-z0-9_]*$")
 _ALLOWED_DUNDER_MODULES = frozenset({"__main__", "__builtin__", "__mp_main__"})
@@ -732,7 +741,7 @@ class PicklePolicy:
         if "." not in name and "<" not in name:
             if _CLASS_NAME.match(name) and path.startswith(TRUSTED_CLASS_PREFIXES) and not _test_module(module):
                 return Verdict(Level.ALLOWED)
-            if module in TRUSTED_FUNCTION_MODULES:
+            if module in TRUSTED_FUNCTION_MODULES or module.startswith(TRUSTED_FUNCTION_PACKAGES):
                 return Verdict(Level.ALLOWED)
             if name.startswith("__pyx_unpickle_") and path.startswith(TRUSTED_CLASS_PREFIXES):
                 return Verdict(Level.ALLOWED)  # Cython's generated state restorers
