@@ -15,7 +15,6 @@ import binascii
 import itertools
 import operator
 import os
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -123,7 +122,17 @@ def _platform_report(ledger: Ledger, line: bytes) -> None:
         ledger.platform_reports.append(obj)
 
 
-_DROPPED_LINES = re.compile(rb"[^\n]*logsDropped[^\n]*")
+def _lines_containing(data: bytes, needle: bytes) -> list[bytes]:
+    """Whole lines holding ``needle``, found by searching for it (a regex that scans every line is quadratic)."""
+    out = []
+    at = data.find(needle)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        end = len(data) if end < 0 else end
+        out.append(data[start:end])
+        at = data.find(needle, end)
+    return out
 
 
 def _origin_key(line: bytes) -> bytes:
@@ -162,9 +171,8 @@ def _read_plain(ledger: Ledger, data: bytes) -> bool:
                 ledger.malformed += 1
         else:
             ledger.malformed += 1
-    if b"logsDropped" in data:
-        for line in _DROPPED_LINES.findall(data):
-            _platform_report(ledger, line)
+    for line in _lines_containing(data, b"logsDropped"):
+        _platform_report(ledger, line)
     return True
 
 
