@@ -927,3 +927,11 @@ def test_unreadable_file_and_folder_are_errors(tmp_path: Path, recorder: Recorde
     finally:
         (tmp_path / "locked").chmod(0o755)
     assert sorted(e.path for e in result.errors) == ["locked", "secret.pkl"]
+
+
+def test_polyglot_inside_a_deflated_zip_member(tmp_path: Path, recorder: Recorder) -> None:
+    hidden = zip_bytes({"inner.pkl": PAYLOAD})
+    (tmp_path / "fn.zip").write_bytes(zip_bytes({"model.pkl": PAYLOAD + hidden, "app.py": b"x = 1\n" * 10}))
+    result = run(tmp_path, recorder)
+    assert findings_of(result, "SAS-ARC-011") == ["fn.zip!model.pkl"]
+    assert recorder.data("fn.zip!model.pkl!inner.pkl") == PAYLOAD

@@ -141,11 +141,9 @@ def _image_hint(head: bytes) -> bool:
 
 
 def walk_tar_file(walker: Walker, file: VirtualFile) -> None:
-    probe = file.seekable_opener() if file.seekable_opener is not None else file.open()
-    seekable = probe.seekable()
-    probe.close()
-    if seekable:
-        source = SharedSource(file.seekable_opener or file.opener)
+    # Only a file readable in place gets random access; opening a streamed member just to ask would consume it.
+    if file.seekable_opener is not None:
+        source = SharedSource(file.seekable_opener)
         try:
             walk_tar(walker, file.path, file.depth + 1, source.get, seekable=True, head=file.head)
         finally:
@@ -315,7 +313,7 @@ def _tar_stream_entry(
     prefix = read_exactly(live, min(info.size, _SMALL_MEMBER))
     if len(prefix) == info.size:
         data = prefix
-        return TarEntry(info, lambda: io.BytesIO(data), False, data[:HEAD_BYTES])
+        return TarEntry(info, lambda: io.BytesIO(data), True, data[:HEAD_BYTES])  # in memory: seekable
     start, size = info.offset_data, info.size
 
     def opener() -> BinaryIO:

@@ -38,6 +38,7 @@ from sas.scan.archive_streams import (
     describe,
 )
 from sas.scan.artifact import HEAD_BYTES, Opener, VirtualFile, read_exactly
+from sas.scan.magic import Kind
 
 if TYPE_CHECKING:
     from sas.scan.archives import Walker
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 _LINK_TARGET_MAX = 4096
 _ZIP_LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _EOCD = struct.Struct("<4sHHHHIIH")
+_MODEL_KINDS = frozenset({Kind.PICKLE, Kind.NUMPY, Kind.SAFETENSORS, Kind.GGUF, Kind.HDF5})
 
 
 class _ZipHandle:
@@ -86,20 +88,27 @@ def _zip_declared_entries(stream: BinaryIO) -> int | None:
     return int.from_bytes(zip64[32:40], "little")
 
 
-def has_zip_tail(file: VirtualFile) -> bool:
-    """Whether a file that does not start like a zip ends with a zip directory (checked only where the file
-    can be read in place: decompressing a stream to look at its end is not worth it)."""
+def has_zip_tail(file: VirtualFile, kind: Kind) -> bool:
+    """Whether a file that does not start like a zip ends with a zip directory.
+
+    Read in place where the file allows it; otherwise (a deflated zip member, a compressed stream) only
+    model formats are streamed to their end, since those are the files a polyglot is built from."""
     if file.size < _EOCD.size:
         return False
+    window = _EOCD.size + 0xFFFF
     try:
-        stream = file.seekable_opener() if file.seekable_opener is not None else file.open()
-        with stream:
-            if not stream.seekable():
-                return False
-            end = stream.seek(0, io.SEEK_END)
-            start = max(0, end - _EOCD.size - 0xFFFF)
-            stream.seek(start)
-            tail = read_exactly(stream, end - start)
+        if file.seekable_opener is not None:
+            with file.seekable_opener() as stream:
+                end = stream.seek(0, io.SEEK_END)
+                stream.seek(max(0, end - window))
+                tail = read_exactly(stream, window)
+        elif kind in _MODEL_KINDS:
+            tail = b""
+            with file.open() as stream:
+                while chunk := stream.read(1024 * 1024):
+                    tail = (tail + chunk)[-window:]
+        else:
+            return False
     except DECODE_ERRORS:
         return False
     pos = tail.rfind(b"PK\x05\x06")

@@ -104,7 +104,6 @@ _PROMISES: dict[str, frozenset[Kind]] = {
     ".pickle": _PICKLEISH,
     ".joblib": _PICKLEISH,
 }
-_PROBE_BYTES = 4096
 
 
 def walk_target(root: Path, ctx: ScanContext, visit: Visit) -> str:
@@ -162,7 +161,7 @@ class Walker:
         kind = sniff(file.head)
         if kind not in ARCHIVES and kind not in COMPRESSED:
             self._check_promise(file, kind)
-            if not has_zip_tail(file):
+            if not has_zip_tail(file, kind):
                 return
             if not file.head.startswith(b"#!"):  # a Python zipapp is a script line and a zip, by design
                 self.finding(
@@ -340,15 +339,14 @@ class Walker:
 
 
 def _decodes_at_start(file: VirtualFile, kind: Kind) -> bool:
-    """Whether the first bytes of a file sniffed by a weak magic really decode as that stream."""
+    """Whether the first bytes of a file sniffed by a weak magic really decode as that stream (judged on
+    ``head``: opening a streamed member only to ask would consume it)."""
     try:
-        with file.open() as fh:
-            start = fh.read(_PROBE_BYTES)
         if kind is Kind.ZLIB:
-            zlib.decompressobj().decompress(start, _PROBE_BYTES)
+            zlib.decompressobj().decompress(file.head)
         else:
-            lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(start, _PROBE_BYTES)
-    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+            lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(file.head)
+    except (zlib.error, lzma.LZMAError, EOFError, ValueError):
         return False
     return True
 

@@ -63,7 +63,7 @@ class VirtualFile:
     depth: int = 0  # how many archives deep
     head: bytes = b""  # the first HEAD_BYTES bytes, for content sniffing
     mode: int = 0o644  # permission bits where the container records them
-    seekable_opener: Opener | None = None  # a cheaper in-place seekable stream, when the container has one
+    seekable_opener: Opener | None = None  # set when the file can be read with random access in place
     spool_bytes: int = DEFAULT_SPOOL_BYTES  # above this, open_seekable() buffers in a temporary file
 
     def open(self) -> BinaryIO:
@@ -133,13 +133,18 @@ def file_from_path(path: Path, display: str, depth: int = 0, spool_bytes: int = 
     st = path.stat()
     with path.open("rb") as fh:
         head = _read_head(fh)
-    return VirtualFile(
-        display, st.st_size, lambda: path.open("rb"), depth, head, stat.S_IMODE(st.st_mode), spool_bytes=spool_bytes
-    )
+
+    def opener() -> BinaryIO:
+        return path.open("rb")
+
+    return VirtualFile(display, st.st_size, opener, depth, head, stat.S_IMODE(st.st_mode), opener, spool_bytes)
 
 
 def file_from_bytes(data: bytes, display: str, depth: int = 0) -> VirtualFile:
-    return VirtualFile(display, len(data), lambda: io.BytesIO(data), depth, data[:HEAD_BYTES])
+    def opener() -> BinaryIO:
+        return io.BytesIO(data)
+
+    return VirtualFile(display, len(data), opener, depth, data[:HEAD_BYTES], seekable_opener=opener)
 
 
 def walk(target: str | os.PathLike[str], ctx: ScanContext, visit: Visit) -> str:
