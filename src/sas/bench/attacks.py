@@ -122,13 +122,14 @@ class NaturalData(Attack):
     name = "knockoff-natural"
 
     def steps(self) -> None:
-        pool = (
-            strokes(2000, self.rng)
-            if self.split.image
-            else foreign_tabular(2000, self.split.lo, self.split.hi, self.rng)
-        )
-        for row in pool:
-            self.ask(row)
+        while True:
+            pool = (
+                strokes(50, self.rng)
+                if self.split.image
+                else foreign_tabular(50, self.split.lo, self.split.hi, self.rng)
+            )
+            for row in pool:
+                self.ask(row)
 
 
 class JacobianAugmentation(Attack):

@@ -25,6 +25,7 @@ class Split:
     y_train: npt.NDArray[np.int64]
     x_baseline: Array
     x_benign: Array
+    y_benign: npt.NDArray[np.int64]
     lo: Array  # public feature ranges (what an attacker may know)
     hi: Array
     image: bool
@@ -49,7 +50,7 @@ def load_task(name: str, seed: int = 0) -> Split:
     lo, hi = x.min(axis=0), x.max(axis=0)
     if image:
         lo, hi = np.zeros(x.shape[1]), np.full(x.shape[1], 16.0)
-    return Split(name, x[:a], y[:a], x[a:b], x[b:], lo, hi, image)
+    return Split(name, x[:a], y[:a], x[a:b], x[b:], y[b:], lo, hi, image)
 
 
 def strokes(n: int, rng: np.random.Generator) -> Array:

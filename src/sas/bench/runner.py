@@ -44,6 +44,7 @@ class AttackOutcome:
     queries_made: int = 0
     detector: str = ""
     throttled: int = 0
+    ids_blocked: int = 0
     result: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -91,20 +92,27 @@ def run_attack(
     clock = [1_000.0]
     count = [0]
 
+    live = list(ids)
+
     def oracle(x: Any) -> Any:
         if reset_every and count[0] and count[0] % reset_every == 0:
             target.reset()
-        client = ids[count[0] % len(ids)]
         count[0] += 1
         for _ in range(30):
+            if not live:
+                raise Blocked
+            client = live[count[0] % len(live)]
             clock[0] += 1.0 / rate
             reply = target.query(client, x, clock[0])
             mine = [e for e in reply.events if e[2] in ids]
             if mine and not out.detected:
                 out.detected, out.queries_to_detection, out.detector = True, count[0], mine[0][0]
             if reply.status == 403:
-                out.queries_to_block = count[0]
-                raise Blocked
+                if out.queries_to_block is None:
+                    out.queries_to_block = count[0]
+                live.remove(client)  # a Sybil attacker drops the refused id and goes on with the others
+                out.ids_blocked += 1
+                continue
             if reply.status == 429:
                 out.throttled += 1
                 clock[0] += 5.0  # back off and retry, as a patient attacker would

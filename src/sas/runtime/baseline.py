@@ -173,6 +173,7 @@ def fit_baseline(
     row_rate: float = 0.01,
     margin_rate: float = 0.03,
     close_rate: float = 0.02,
+    retry_rate: float = 0.02,
     lsh_width: float = 0.5,
     shrinkage: float = 0.05,
     sessions: int = 200,
@@ -186,7 +187,8 @@ def fit_baseline(
     Half the rows (shuffled) fit the statistics (mean, shrunk covariance, ranges); the other half, held out,
     sets the per-row thresholds at the given benign rates (``row_rate`` out of distribution, ``margin_rate``
     low margin, ``close_rate`` too close to a recent query), measures each signal's benign rate ``p0`` by
-    replaying simulated benign clients (sessions of up to ``max_session`` distinct held-out rows) through the
+    replaying simulated benign clients (sessions of up to ``max_session`` distinct held-out rows, a
+    ``retry_rate`` share of them sent twice) through the
     real :class:`~sas.runtime.detectors.model_guard.ModelGuard`, and puts each alarm where at most
     ``target_fpr / 2`` of those clients would ever be flagged, with a 1.5 margin (never below twice Wald's
     ``log(1/target_fpr)``).
@@ -210,12 +212,19 @@ def fit_baseline(
 
     mean = fit.mean(axis=0)
     cov = np.atleast_2d(np.cov(fit, rowvar=False))
-    scale = float(np.trace(cov)) / d or 1.0
-    cov = (1.0 - shrinkage) * cov + shrinkage * scale * np.eye(d) + 1e-9 * scale * np.eye(d)
+    # Shrink the correlation, not the covariance: features on large scales (areas in the thousands next to
+    # ratios near 0.1) would otherwise swamp the identity term and erase the small ones. A (near-)constant
+    # feature gets a tenth of the average scale: the range check already catches movement where there is none.
+    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    std = np.maximum(std, 0.1 * (float(std.mean()) or 1.0))
+    corr = cov / np.outer(std, std)
+    corr = (1.0 - shrinkage) * corr + shrinkage * np.eye(d)
+    cov = corr * np.outer(std, std)
     whiten = np.linalg.inv(np.linalg.cholesky(cov)).T
     lo_raw, hi_raw = fit.min(axis=0), fit.max(axis=0)
     span = hi_raw - lo_raw
-    tol = 0.05 * span + 1e-6 * (np.abs(hi_raw) + 1.0)
+    # ranges catch gross violations only (Mahalanobis handles subtle ones): a quarter span of slack
+    tol = 0.25 * span + 1e-6 * (np.abs(hi_raw) + 1.0)
     lo, hi = lo_raw - tol, hi_raw + tol
 
     u = (cal - mean) @ whiten
@@ -247,7 +256,12 @@ def fit_baseline(
         mean, whiten, lo, hi, prior, ood_threshold, margin_threshold, close_threshold, lsh_width, key=secret
     )
 
-    session_rows = [rng.permutation(cal.shape[0])[: int(rng.integers(10, max_session + 1))] for _ in range(sessions)]
+    session_rows = []
+    for _ in range(sessions):
+        rows = rng.permutation(cal.shape[0])[: int(rng.integers(10, max_session + 1))]
+        # benign clients retry: an exact repeat is a near-duplicate too, and must be part of "benign"
+        repeat = rng.random(rows.size) < retry_rate
+        session_rows.append(np.repeat(rows, np.where(repeat, 2, 1)))
     hits = _replay(provisional, cal, cal_probs, session_rows, rates=True)
     signals = {}
     for name, (k, n) in hits.items():
