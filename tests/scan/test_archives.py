@@ -77,6 +77,9 @@ def recorder() -> Recorder:
     return Recorder()
 
 
+# Larger than the members a streamed tar keeps in memory (4 MiB), so the live-stream path is exercised;
+# repetitive so that compressing it in tests stays fast, varied enough not to look like a bomb.
+LARGE = os.urandom(4096) * 1200
 PAYLOAD = pickle.dumps({"weights": [1.0, 2.0, 3.0]}, protocol=4)
 
 
@@ -208,9 +211,7 @@ def test_scan_target_that_is_an_archive_uses_its_name(tmp_path: Path, recorder: 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
 def test_tar_flavours(tmp_path: Path, recorder: Recorder, mode: str) -> None:
-    (tmp_path / "pkg.tar").write_bytes(
-        tar_bytes([("app/model.pkl", PAYLOAD), ("app/big.bin", os.urandom(1100 * 1024))], mode)
-    )
+    (tmp_path / "pkg.tar").write_bytes(tar_bytes([("app/model.pkl", PAYLOAD), ("app/big.bin", LARGE)], mode))
     result = run(tmp_path, recorder)
     assert recorder.paths == ["pkg.tar", "pkg.tar!app/model.pkl", "pkg.tar!app/big.bin"]
     assert recorder.data("pkg.tar!app/model.pkl") == PAYLOAD
@@ -560,7 +561,7 @@ class SeekReader(Analyzer):
 
 
 def test_open_seekable_for_stored_deflated_and_streamed_members(tmp_path: Path) -> None:
-    small, large = os.urandom(1000) + b"TAIL", os.urandom(3 * MiB) + b"LAST"
+    small, large = os.urandom(1000) + b"TAIL", LARGE + b"LAST"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("stored.bin", small, zipfile.ZIP_STORED)
@@ -603,7 +604,7 @@ class LateReader(Analyzer):
 
 
 def test_members_can_be_read_after_the_walk(tmp_path: Path) -> None:
-    big = PAYLOAD + os.urandom(2 * MiB)
+    big = PAYLOAD + LARGE
     (tmp_path / "fn.zip").write_bytes(zip_bytes({"a.pkl": PAYLOAD}))
     (tmp_path / "pkg.tgz").write_bytes(tar_bytes([("b.pkl", big), ("c.txt", b"c")], "w:gz"))
     (tmp_path / "pkg.tar").write_bytes(tar_bytes([("d.pkl", PAYLOAD)]))
@@ -869,7 +870,7 @@ def test_fifo_given_as_target_is_an_error_not_a_hang(tmp_path: Path, recorder: R
 
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_tar_inside_zip_read_in_place_or_streamed(tmp_path: Path, recorder: Recorder, method: int) -> None:
-    inner = tar_bytes([("m.pkl", PAYLOAD), ("big.bin", os.urandom(1200 * 1024))])
+    inner = tar_bytes([("m.pkl", PAYLOAD), ("big.bin", LARGE)])
     (tmp_path / "fn.zip").write_bytes(zip_bytes({"pkg.tar": inner}, method))
     result = run(tmp_path, recorder)
     assert recorder.paths == ["fn.zip", "fn.zip!pkg.tar", "fn.zip!pkg.tar!m.pkl", "fn.zip!pkg.tar!big.bin"]

@@ -34,7 +34,7 @@ from sas.scan.artifact import HEAD_BYTES, Opener, VirtualFile, read_exactly, spo
 if TYPE_CHECKING:
     from sas.scan.archives import Walker
 
-_SMALL_MEMBER = 1024 * 1024  # members of a compressed tar up to this size are kept in memory while visited
+_SMALL_MEMBER = 4 * 1024 * 1024  # members of a compressed tar up to this size are held in memory while visited
 _TAR_META_MAX = 1024 * 1024  # a pax header or GNU long name this large is not a real one
 _TAR_META_TYPES = (
     tarfile.GNUTYPE_LONGNAME,
