@@ -182,6 +182,7 @@ CODE_RUNNERS = [
     ("torch", "sys.modules.get"),
     ("sklearn.base", "copy.builtins.eval"),
     ("keras.src.models.model", "Model._unpickle_model"),
+    ("keras.src.models.sequential", "Sequential._unpickle_model"),
 ]
 
 

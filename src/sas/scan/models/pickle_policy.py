@@ -275,7 +275,7 @@ _LOADER_NAME = re.compile(
     r"^(load|loads|load_[a-z0-9_]*|[a-z0-9_]*_load|unsafe_load|full_load|exec[a-z0-9_]*|eval[a-z0-9_]*|"
     r"system|popen[a-z0-9_]*|spawn[a-z0-9_]*|run_?string|run_?path|run_?module|runcode|runsource|"
     r"call_?subprocess|check_output|check_call|getoutput|getstatusoutput|import_module|__import__|"
-    r"urlopen|urlretrieve|get_file|fetch_[a-z0-9_]*|compile_?source)$"
+    r"urlopen|urlretrieve|get_file|fetch_[a-z0-9_]*|compile_?source|_?unpickle[a-z0-9_]*)$"
 )
 
 # --- exact allow list: what ordinary artifacts reference, checked against real pickles -------------------------
@@ -447,6 +447,10 @@ ALLOW: frozenset[str] = frozenset(
         "zoneinfo.ZoneInfo",
         "zoneinfo._common._unpickle",  # rebuilds a ZoneInfo from its key
         "types.SimpleNamespace",
+        "io.BytesIO",  # in-memory buffers, no file access
+        "_io.BytesIO",
+        "io.StringIO",
+        "_io.StringIO",
         "argparse.Namespace",
         # numpy: array and scalar reconstruction
         *(f"numpy.{n}" for n in _NUMPY_SCALARS),
