@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import pickletools
+import re
 from enum import StrEnum
 
 
@@ -71,20 +74,74 @@ def sniff(head: bytes) -> Kind:
         return Kind.ZLIB
     if _looks_like_lzma_alone(head):
         return Kind.LZMA
-    if head[:1] and head[0] in _PROTO01_FIRST and looks_like_old_pickle(head):
+    if head[:1] and (
+        (len(head) >= _HEAD_BYTES and head[0] in _PROTO01_FIRST and looks_like_old_pickle(head))
+        or parses_as_headerless_pickle(head)
+    ):
         return Kind.PICKLE
     return Kind.UNKNOWN
 
 
 def looks_like_old_pickle(head: bytes) -> bool:
     """Protocol 0/1 pickles have no header; accept the first bytes only if they parse as pickle opcodes
-    that start a real object (a global, a mark, a list or dict) and end in no text-like garbage."""
-    if head.startswith(b"c") and b"\n" in head[:256]:
-        module = head[1 : head.index(b"\n")]
-        return bool(module) and all(
-            ch in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_." for ch in module
-        )
-    return head[:2] in (b"(d", b"(l", b"(i", b"(c", b"(t", b"]q", b"}q", b"(d", b"((", b"(I", b"(S", b"(V")
+    that start a real object (a global, a mark, a list or dict), so that text never passes.
+
+    A GLOBAL needs two newline-terminated lines (``cmodule\nname\n``): a one-word text file such as a
+    dist-info ``top_level.txt`` holding ``certifi`` is not a pickle.
+    """
+    if _OLD_GLOBAL.match(head) or _OLD_START.match(head):
+        return True
+    return head[:3] in (b"]q\x00", b"}q\x00") or head[:2] in (b"((", b"(t")
+
+
+# Every opcode byte of protocols 0-5; a file whose first byte is none of these cannot be a pickle.
+_OPCODE_BYTES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
+_HEAD_BYTES = 512  # what the walker hands to sniff(); a shorter head is the whole file
+_MIN_OPCODES = 8  # a head that runs out of bytes must have parsed this many opcodes to count
+
+
+def parses_as_headerless_pickle(head: bytes) -> bool:
+    """A protocol 0/1 pickle may open with any opcode (``I1\n0cos\nsystem\n...`` evades the fixed openings
+    above), so validate the head as pickle code: opcodes, arguments, stack and memo discipline. Text fails
+    within a few bytes (``import os`` is an INST without a mark). A whole file must reach STOP; a head cut
+    short by its window counts when it parsed cleanly for a while, and a head that is plain text must parse
+    with text (protocol 0) opcodes only — binary opcodes take length bytes from letters and would let
+    ordinary text through.
+    """
+    if head[:1] not in _OPCODE_BYTES or head[:1] == b"\x80":
+        return False
+    try:
+        pickletools.dis(head, out=_NullWriter())
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+        if len(head) < _HEAD_BYTES or not _ran_out(str(exc)):
+            return False
+    text = all(32 <= b < 127 or b in b"\t\n\r" for b in head)
+    count = 0
+    try:
+        for op, arg, _ in pickletools.genops(head):
+            if text and op.proto > 0:
+                return False
+            if op.name in ("GLOBAL", "INST") and not _GLOBAL_ARG.fullmatch(str(arg)):
+                return False
+            count += 1
+    except ValueError:
+        pass
+    return count >= _MIN_OPCODES or head.rstrip().endswith(b".")
+
+
+def _ran_out(message: str) -> bool:
+    return any(s in message for s in ("exhausted", "but only", "no newline", "remain"))
+
+
+class _NullWriter(io.StringIO):
+    def write(self, _: str) -> int:
+        return 0
+
+
+_IDENT = rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_GLOBAL_ARG = re.compile(_IDENT.decode() + " " + _IDENT.decode())
+_OLD_GLOBAL = re.compile(rb"\(?c" + _IDENT + rb"\n" + _IDENT + rb"\n")
+_OLD_START = re.compile(rb"\((?:dp\d+\n|lp\d+\n|i" + _IDENT + rb"\n" + _IDENT + rb"\n|S'|V|I-?\d+\n|F-?\d)")
 
 
 def is_v7_tar_header(head: bytes) -> bool:
