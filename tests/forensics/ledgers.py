@@ -138,21 +138,29 @@ def edit_sqlite_entries(path: Path, change: Callable[[list[bytes]], list[bytes]]
 
 
 class Built:
-    """A pristine 10 000-event ledger (both formats) with its key and anchor, copied per test."""
+    """A pristine ledger of 10 000+ events from real shielded invocations (the scripted attack through
+    ``sas.Shield``, written by the ledger behind its sink), in SQLite as the Shield wrote it and replayed
+    through the writer into JSON lines; with its key and anchors. Tests copy it before tampering."""
 
     def __init__(self, root: Path) -> None:
-        self.signer = Signer.generate()
-        self.events = realistic_events(10_000)
-        self.paths: dict[str, Path] = {}
-        self.anchors: dict[str, Path] = {}
-        for suffix in ("jsonl", "db"):
-            path = root / f"ledger.{suffix}"
-            anchor_path = root / f"anchor-{suffix}.db"
-            anchor = SqliteAnchor(str(anchor_path))
-            write_ledger(path, self.events, self.signer, anchor=anchor)
-            anchor.close()
-            self.paths[suffix] = path
-            self.anchors[suffix] = anchor_path
+        from scripted_attack import run
+
+        from sas.events.canonical import entry_event
+        from sas.events.checkpoint import load_signer
+        from sas.forensics.ledger import load_ledger
+
+        made = run(root / "shield", invocations=8400, checkpoint_every=1000)
+        self.signer = load_signer(made["key"])
+        ledger = load_ledger(made["ledger"])
+        records = sorted(ledger.iter_records(), key=lambda r: (r["time"], r["_sas_log"], r["_sas_seq"]))
+        self.events = [e for e in (entry_event(r) for r in records) if e is not None]
+        self.paths: dict[str, Path] = {"db": made["ledger"]}
+        self.anchors: dict[str, Path] = {"db": made["anchor"]}
+        path, anchor_path = root / "ledger.jsonl", root / "anchor-jsonl.db"
+        anchor = SqliteAnchor(str(anchor_path))
+        write_ledger(path, self.events, self.signer, anchor=anchor)
+        anchor.close()
+        self.paths["jsonl"], self.anchors["jsonl"] = path, anchor_path
 
     def copy(self, suffix: str, dest: Path) -> tuple[Path, Path]:
         path = dest / self.paths[suffix].name

@@ -37,7 +37,7 @@ def _api_event(ip: str, body: str, i: int) -> dict[str, Any]:
     }
 
 
-def run(outdir: Path, invocations: int = 1200) -> dict[str, Path]:
+def run(outdir: Path, invocations: int = 1200, checkpoint_every: int = 200) -> dict[str, Path]:
     """Write the ledger of the scripted attack into ``outdir``; returns the paths."""
     from sas import Shield
     from sas.integrity import generate_private_key, write_keypair
@@ -48,7 +48,7 @@ def run(outdir: Path, invocations: int = 1200) -> dict[str, Path]:
     key, pub = write_keypair(generate_private_key(), outdir / "ledger")
     ledger, anchor = outdir / "ledger.db", outdir / "anchor.db"
     saved = {k: os.environ.get(k) for k in ("SAS_SIGNING_KEY", "SAS_ANCHOR", "SAS_CHECKPOINT_EVERY")}
-    os.environ["SAS_CHECKPOINT_EVERY"] = "200"  # the Shield opens its sink from the spec alone
+    os.environ["SAS_CHECKPOINT_EVERY"] = str(checkpoint_every)  # the Shield opens its sink from the spec alone
     os.environ["SAS_SIGNING_KEY"] = str(key)
     os.environ["SAS_ANCHOR"] = f"sqlite:{anchor}"
     config = {
