@@ -148,9 +148,11 @@ def test_example_http_function(example: Server) -> None:
     assert status == 413
 
 
-def test_example_cloud_event_function(tmp_path: Path) -> None:
+def test_example_cloud_event_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CloudEvent function through functions-framework's own app (in process)."""
     from functions_framework import create_app
+
+    from sas.runtime.monitors import audit, cloud_sdk
 
     (tmp_path / "scratch").mkdir()
     config = example_config(
@@ -158,6 +160,8 @@ def test_example_cloud_event_function(tmp_path: Path) -> None:
         {"runtime": {"tmp_dir": str(tmp_path / "scratch")}, "forensics": {"ledger": f"jsonl:{tmp_path / 'l.jsonl'}"}},
     )
     fn = make_function_dir(tmp_path / "fn", [EXAMPLES / "gcp" / "main.py"], config)
+    for var in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"):  # create_app sets them: restore afterwards
+        monkeypatch.setenv(var, "")
     app = create_app("predict_event", str(fn / "main.py"), "cloudevent")
     client = app.test_client()
     headers = {
@@ -168,20 +172,22 @@ def test_example_cloud_event_function(tmp_path: Path) -> None:
         "Content-Type": "application/json",
     }
     ledger = Ledger(tmp_path / "l.jsonl")
-    good = client.post("/", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers=headers)
+    try:
+        good = client.post("/", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers=headers)
+        first = ledger.new()
+        bad = client.post("/", json={"features": [1, 2]}, headers={**headers, "ce-id": "evt-2"})
+        second = ledger.new()
+    finally:  # the policy started at the first request, in this process: stop it before asserting
+        audit.deactivate()
+        cloud_sdk.deactivate()
     assert good.status_code == 200
-    events = ledger.new()
-    assert alerts(events) == []
-    summary = only(events, "invocation")
+    assert alerts(first) == []
+    summary = only(first, "invocation")
     assert summary["request_id"] == "evt-1"
     assert summary["client_id"] == "event-source://pubsub.googleapis.com/projects/p/topics/t"
-    bad = client.post("/", json={"features": [1, 2]}, headers={**headers, "ce-id": "evt-2"})
     assert bad.status_code == 200  # acknowledged, so the platform does not redeliver it
-    [detection] = alerts(ledger.new())
+    [detection] = alerts(second)
     assert detection["request_id"] == "evt-2" and detection["verdict"] == "block"
-    import sys
-
-    sys.modules["main"].shield.close() if "main" in sys.modules else None
 
 
 @pytest.mark.parametrize("mode", ["enforce", "monitor"])
@@ -201,6 +207,8 @@ def test_tampered_model_fails_cold_start(
         tmp_path, ATTACK_SOURCES["gcp"], attack_config(mode, tmp_path, moto), ["model.joblib", "gcp_function.py"]
     )
     monkeypatch.syspath_prepend(str(fn))
+    for var in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"):  # create_app sets them: restore afterwards
+        monkeypatch.setenv(var, "")
     if mode == "enforce":
         with pytest.raises((ColdStartIntegrityError, FunctionsFrameworkException)):
             create_app("attack", str(fn / "gcp_function.py"))

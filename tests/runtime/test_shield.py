@@ -152,7 +152,9 @@ def test_powertools_middleware_and_logger(tmp_path: Path, capsys: pytest.Capture
     from aws_lambda_powertools import Logger
 
     logger = Logger(service="iris")
-    shield = make_shield(tmp_path, detectors=[QueryBudget(budget=0)])
+    # a fresh service name: Powertools reuses a logger (and the stream it was created with) per service
+    function = f"pt-{tmp_path.name}"
+    shield = make_shield(tmp_path, detectors=[QueryBudget(budget=0)], extra={"runtime": {"function": function}})
 
     class LambdaContext:
         function_name = "iris"

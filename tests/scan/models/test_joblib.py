@@ -80,3 +80,35 @@ def test_uncompressed_pipeline_has_no_finding(tmp_path: Path) -> None:
     result = scan(path)
     assert result.findings == ()
     assert result.components[0].format == "joblib"
+
+
+def _patched_joblib(array: np.ndarray, old: bytes, new: bytes) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    joblib.dump({"a": array, "x": Payload()}, buf)
+    data = buf.getvalue()
+    assert data.count(old) == 1
+    return data.replace(old, new)
+
+
+def test_numeric_dtype_state_size_cannot_desync_array_skip() -> None:
+    # NumPy ignores the state's element size for numeric kinds; a scanner that trusts it skips too far.
+    from sas.scan.models.pickle_policy import PicklePolicy
+    from sas.scan.models.pickle_scan import scan_bytes
+
+    data = _patched_joblib(np.arange(4.0), b"NNNJ\xff\xff\xff\xff", b"NNNJ\x10\x00\x00\x00")
+    assert scan_bytes(data, PicklePolicy()).worst == Severity.CRITICAL
+
+
+def test_flexible_dtype_state_size_is_honoured() -> None:
+    # For str/bytes/void NumPy takes the element size from the state: U2 with elsize 16 reads 16 bytes each.
+    from sas.scan.models.pickle_policy import PicklePolicy
+    from sas.scan.models.pickle_scan import scan_bytes
+
+    raw = "abcd".encode("utf-32-le")
+    data = _patched_joblib(np.array(["ab", "cd"]), b"NNNK\x08", b"NNNK\x10")
+    data = data.replace(raw, raw + b"\0" * 16)  # the loader now reads 2 x 16 bytes of array data
+    report = scan_bytes(data, PicklePolicy())
+    assert report.error is None
+    assert report.worst == Severity.CRITICAL

@@ -160,6 +160,7 @@ class _Opaque:
 
 OTHER = _Opaque("...")  # a value we do not track
 UNKNOWN = _Opaque("<unknown>")  # a value we lost (capped memo or stack): never trusted
+NONE_VALUE = _Opaque("None")  # None, told apart from other values in tracking mode only
 
 
 class Global:
@@ -278,7 +279,7 @@ for _op, _n in _SIMPLE_BASE.items():
     _SIMPLE[_op] = _n
 # In tracking mode (joblib arrays), integers and dicts carry values, so they leave the fast path.
 _SIMPLE_TRACK = list(_SIMPLE)
-for _op in (ord("K"), ord("M"), ord("J"), ord("}")):
+for _op in (ord("K"), ord("M"), ord("J"), ord("}"), ord("N")):
     _SIMPLE_TRACK[_op] = 0
 
 _VALID = frozenset(
@@ -998,6 +999,9 @@ class PickleScanner:
                     elif op == 0x4A:  # BININT (tracking mode)
                         stack.append(int.from_bytes(buf[pos + 1 : pos + 5], "little", signed=True))
                         pos += 5
+                    elif op == 0x4E:  # NONE (tracking mode)
+                        stack.append(NONE_VALUE)
+                        pos += 1
                     elif op == 0x7D:  # EMPTY_DICT (tracking mode)
                         stack.append({})
                         pos += 1
@@ -1199,7 +1203,8 @@ def _joblib_array_plan(state: object) -> tuple[int, bool, bool] | None:
         return None
     shape = state.get(b"shape")
     dtype = state.get(b"dtype")
-    aligned = isinstance(state.get(b"numpy_array_alignment_bytes"), int)
+    # joblib reads a padding byte whenever the attribute is set and not None
+    aligned = b"numpy_array_alignment_bytes" in state and state[b"numpy_array_alignment_bytes"] is not NONE_VALUE
     if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
         return None
     size = _dtype_size(dtype)
@@ -1213,6 +1218,9 @@ def _joblib_array_plan(state: object) -> tuple[int, bool, bool] | None:
 
 
 def _dtype_size(dtype: object) -> tuple[int, bool] | None:
+    """(itemsize, holds objects) of a pickled ``numpy.dtype(descr, False, True)`` with its BUILD state, following
+    NumPy's own rules, since a disagreement would let the array bytes hide opcodes: the state's element size and
+    flags count only for flexible kinds (void, bytes, str); numeric kinds take their size from the descr."""
     if not (isinstance(dtype, Call) and isinstance(dtype.func, Global) and dtype.func.path.endswith("dtype")):
         return None
     args = dtype.args
@@ -1223,21 +1231,22 @@ def _dtype_size(dtype: object) -> tuple[int, bool] | None:
         return None
     kind, digits = m.group(1), m.group(2)
     state = dtype.state
-    has_object = kind == b"O"
-    elsize = -1
-    if isinstance(state, tuple) and len(state) >= 8:
-        if isinstance(state[5], int):
-            elsize = state[5]
-        if isinstance(state[7], int) and state[7] & 1:
-            has_object = True
-    if elsize > 0:
-        return elsize, has_object
     if kind == b"O":
         return 8, True
+    if kind in b"VSUa":
+        elsize, has_object = -1, False
+        if isinstance(state, tuple) and len(state) >= 8:
+            if isinstance(state[5], int):
+                elsize = state[5]
+            has_object = kind == b"V" and isinstance(state[7], int) and bool(state[7] & 1)
+        if elsize >= 0:
+            return elsize, has_object
+        if not digits:
+            return None
+        return int(digits) * (4 if kind == b"U" else 1), has_object
     if not digits:
-        return None
-    n = int(digits)
-    return (n * 4 if kind == b"U" else n), has_object
+        return (1, False) if kind in b"?b" else None
+    return int(digits), False
 
 
 def scan_stream(
