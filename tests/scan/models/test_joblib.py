@@ -112,3 +112,30 @@ def test_flexible_dtype_state_size_is_honoured() -> None:
     report = scan_bytes(data, PicklePolicy())
     assert report.error is None
     assert report.worst == Severity.CRITICAL
+
+
+def test_wrapper_built_through_copyreg_is_recognised() -> None:
+    # joblib checks the built object's type, so a wrapper made by copyreg._reconstructor still has inline bytes.
+    import io
+    import pickletools
+
+    from sas.scan.models.pickle_policy import PicklePolicy
+    from sas.scan.models.pickle_scan import scan_bytes
+
+    buf = io.BytesIO()
+    joblib.dump({"a": np.arange(3.0), "x": Payload()}, buf, protocol=4)
+    data = buf.getvalue()
+    newobj = b"\x8c\x11NumpyArrayWrapper\x94\x93\x94)\x81"
+    assert data.count(newobj) == 1
+    # the memo key of the wrapper class: MEMOIZE opcodes before the one that stores it
+    at = data.index(newobj) + len(newobj) - 3
+    key = sum(1 for op, _, pos in pickletools.genops(data[: at + 1] + b".") if op.name == "MEMOIZE" and pos < at)
+    via_copyreg = (
+        b"\x8c\x11NumpyArrayWrapper\x94\x93\x940"  # the class, memoized, then popped
+        b"\x8c\x07copyreg\x8c\x0e_reconstructor\x93"
+        b"h" + bytes([key]) + b"\x8c\x08builtins\x8c\x06object\x93N\x87R"
+    )
+    data = data.replace(newobj, via_copyreg)
+    report = scan_bytes(data, PicklePolicy())
+    assert report.error is None
+    assert report.worst == Severity.CRITICAL

@@ -596,7 +596,6 @@ ALLOW: frozenset[str] = frozenset(
         ),
         # joblib's array wrappers (the analyzer reads the raw array data that follows them)
         "joblib.numpy_pickle.NumpyArrayWrapper",
-        "joblib.numpy_pickle.NDArrayWrapper",
         "joblib.numpy_pickle_utils._ensure_native_byte_order",
         # pandas containers
         "pandas.core.frame.DataFrame",

@@ -912,8 +912,7 @@ class PickleScanner:
                                 )
                         elif type(target_v) is Call:
                             target_v.state = state
-                            f = target_v.func
-                            if type(f) is Global and f.path == _JOBLIB_WRAPPER:
+                            if self.track and _is_joblib_wrapper(target_v):
                                 stack[-1] = OTHER  # the loader swaps the wrapper for the array it reads next
                                 plan = _joblib_array_plan(state)
                                 if plan is None:
@@ -1195,6 +1194,23 @@ def _unescape(text: bytes) -> bytes:
         return text.decode("unicode_escape").encode("latin-1", "replace")
     except UnicodeError:
         return text
+
+
+_RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"})
+
+
+def _is_joblib_wrapper(call: Call) -> bool:
+    """Whether ``call`` builds a NumpyArrayWrapper, however the instance is made (NEWOBJ, REDUCE on the class,
+    or copyreg helpers): joblib checks the built object's type, not the opcode that made it."""
+    func = call.func
+    if type(func) is not Global:
+        return False
+    if func.path == _JOBLIB_WRAPPER:
+        return True
+    if func.path in _RECONSTRUCTORS and type(call.args) is tuple and call.args:
+        first = call.args[0]
+        return type(first) is Global and first.path == _JOBLIB_WRAPPER
+    return False
 
 
 def _joblib_array_plan(state: object) -> tuple[int, bool, bool] | None:
