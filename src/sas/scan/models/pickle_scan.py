@@ -391,19 +391,20 @@ class PickleScanner:
         self.report.hits.append(hit)
 
     def _see_global(self, g: Global, offset: int) -> None:
-        if len(self._global_use) >= MAX_GLOBALS and g.path not in self._global_use:
-            # thousands of distinct globals: keep memory bounded, still report the dangerous ones directly
-            if g.verdict.level == Level.DANGEROUS:
-                self._hit(IMPORTS_DANGEROUS, f"imports {g.path} at byte {offset}: {g.verdict.reason}", g.path, offset)
-            return
-        self.report.globals_seen.setdefault(g.path, g.verdict)
         if g.path == _JOBLIB_WRAPPER:
             self.report.joblib = True
             self.track = True
         elif g.path in _TRACK_TRIGGERS:  # a dtype built now may size a joblib array later (through the memo)
             self.track = True
-        if g.path not in self._global_use:
-            self._global_use[g.path] = (g, offset, False, None)
+        if g.path in self._global_use:
+            return
+        if len(self._global_use) >= MAX_GLOBALS:
+            # thousands of distinct globals: keep memory bounded, still report the dangerous ones directly
+            if g.verdict.level == Level.DANGEROUS:
+                self._hit(IMPORTS_DANGEROUS, f"imports {g.path} at byte {offset}: {g.verdict.reason}", g.path, offset)
+            return
+        self.report.globals_seen.setdefault(g.path, g.verdict)
+        self._global_use[g.path] = (g, offset, False, None)
 
     def _called(self, func: object, args: object, offset: int, how: str) -> None:
         if isinstance(func, Global):
