@@ -245,3 +245,41 @@ def test_a_forked_child_writes_its_own_sub_log_not_a_fork(tmp_path: Path, suffix
     origins = sorted((s.origin, s.events) for s in report.logs)
     assert origins[0] == ("sas-ledger/fn/i-1", 30) and origins[1][0].startswith("sas-ledger/fn/i-1-pid")
     assert origins[1][1] == 25
+
+
+class FlakyStore(JsonlStore):
+    """Fails its second batch write (a full disk for a moment), then recovers."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.calls = 0
+
+    def write(self, batches, checkpoints) -> None:  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        if self.calls == 2:
+            raise OSError("No space left on device")
+        super().write(batches, checkpoints)
+
+
+def test_a_failed_write_is_recorded_in_the_sub_log_so_the_gap_is_explained(tmp_path: Path) -> None:
+    from sas.forensics.ledger import load_ledger
+    from sas.forensics.verify import verify_ledger
+
+    path = tmp_path / "l.jsonl"
+    signer = Signer.generate()
+    w = LedgerWriter(FlakyStore(str(path)), signer=signer, checkpoint_every=1000, clock=Clock())
+    for i in range(30):
+        w.emit(ev(i))
+        if i % 10 == 9:
+            w.flush()  # the second of these writes fails: events 10..19 are lost
+    w.close()
+    assert w.dropped == 1 and "No space left" in w.errors[0]
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert not report.tampered, report.problems
+    assert [(p.kind, p.first_seq, p.last_seq, p.explained) for p in report.problems] == [("dropped", 10, 19, True)]
+    entries = [r for r in records(path) if r.get("event") == "ledger.writeFailed"]
+    assert entries and entries[0]["details"] == {  # type: ignore[comparison-overlap]
+        "droppedRecords": 10,
+        "firstSeq": 10,
+        "error": "No space left on device",
+    }

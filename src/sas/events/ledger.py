@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sas.errors import ConfigError
@@ -30,7 +30,7 @@ from sas.events.anchor import AnchorStore, open_anchor
 from sas.events.canonical import encode_entry, safe_origin
 from sas.events.checkpoint import Checkpoint, Signer, load_signer, sign_checkpoint
 from sas.events.merkle import Frontier, leaf_hashes_packed
-from sas.events.record import RuntimeEvent
+from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink
 from sas.events.stores import Batch, CheckpointRecord, LedgerStore, open_store
 
@@ -39,6 +39,7 @@ DEFAULT_CHECKPOINT_SECONDS = 10.0
 DEFAULT_ORIGIN_PREFIX = "sas-ledger"
 KEY_ENV = "SAS_SIGNING_KEY"
 ANCHOR_ENV = "SAS_ANCHOR"
+WRITE_FAILED_EVENT = "ledger.writeFailed"  # the writer's own dropped-records report (see _append_loss)
 EVERY_ENV = "SAS_CHECKPOINT_EVERY"
 SECONDS_ENV = "SAS_CHECKPOINT_SECONDS"
 
@@ -56,6 +57,8 @@ class _SubLog:
         "buf",
         "ends",
         "frontier",
+        "function",
+        "instance_id",
         "oldest_unsigned",
         "origin",
         "seq",
@@ -63,8 +66,10 @@ class _SubLog:
         "stored",
     )
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, function: str = "", instance_id: str = "") -> None:
         self.origin = origin
+        self.function = function
+        self.instance_id = instance_id
         self.seq = 0  # next sequence number
         # Encoded entries not yet hashed or stored, each packed as 0x00 || entry (the RFC 6962 leaf input), and
         # where each ends. One growing buffer rather than a list of bytes: keeping thousands of orjson results
@@ -145,7 +150,9 @@ class LedgerWriter(Sink):
                 if sub is None:
                     instance = (event.instance_id or "unknown") + self._fork_suffix
                     sub = self._logs[event.instance_id] = _SubLog(
-                        safe_origin(self.origin_prefix, event.function or "function", instance)
+                        safe_origin(self.origin_prefix, event.function or "function", instance),
+                        event.function,
+                        event.instance_id,
                     )
                 buf = sub.buf
                 buf += b"\x00"
@@ -178,7 +185,7 @@ class LedgerWriter(Sink):
                 batches = [b for b in (s.take() for s in self._logs.values()) if b is not None]
                 if batches:
                     self._ensure_meta()
-                    self.store.write(batches, ())
+                    self._write(batches, ())
                 self.store.flush()
         except Exception as exc:
             self._failed(exc)
@@ -240,13 +247,48 @@ class LedgerWriter(Sink):
         self.store.write_meta(meta)
         self._meta_written = True
 
+    def _write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        try:
+            self.store.write(batches, checkpoints)
+        except Exception as exc:
+            # The lost entries are already in the tree, so verification will see a gap. Say so inside the
+            # sub-log itself (a signed entry, stored with the next write), so that the gap reads as the
+            # writer's loss, like a platform's dropped-log report, and not as someone's deletion.
+            subs = {s.origin: s for s in self._logs.values()}
+            for batch in batches:
+                sub = subs.get(batch.origin)
+                if sub is not None:
+                    self._append_loss(sub, batch, exc)
+            raise
+
+    def _append_loss(self, sub: _SubLog, batch: Batch, exc: BaseException) -> None:
+        event = RuntimeEvent(
+            time=time.time(),
+            event=WRITE_FAILED_EVENT,
+            detector="ledger",
+            category="",
+            threat="",
+            severity="medium",
+            verdict=Verdict.ALERT,
+            request_id="",
+            client_id="",
+            instance_id=sub.instance_id,
+            function=sub.function,
+            platform="",
+            details={"droppedRecords": batch.count, "firstSeq": batch.first_seq, "error": str(exc)[:200]},
+        )
+        sub.buf += b"\x00"
+        sub.buf += encode_entry(event, sub.origin, sub.seq)
+        sub.ends.append(len(sub.buf))
+        sub.seq += 1
+
     def _checkpoint(self, sub: _SubLog) -> None:
         batch = sub.take()
         size = sub.frontier.size
         checkpoint = Checkpoint(sub.origin, size, sub.frontier.root())
         self._ensure_meta()
         note = sign_checkpoint(checkpoint, self.signer)
-        self.store.write(
+        self._write(
             () if batch is None else (batch,), (CheckpointRecord(sub.origin, size, note, tuple(sub.frontier.nodes)),)
         )
         sub.signed = size

@@ -35,7 +35,8 @@ from sas.events.canonical import (
 
 _MARK = b'{"_sas_'
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-DROPPED_EVENTS = frozenset({"platform.logsDropped", "logs-dropped", "platform.logs_dropped"})
+# reports of lines lost on the way: Lambda's (Telemetry API), and the ledger writer's own failed writes
+DROPPED_EVENTS = frozenset({"platform.logsDropped", "logs-dropped", "platform.logs_dropped", "ledger.writeFailed"})
 
 
 @dataclass(slots=True)

@@ -175,7 +175,7 @@ class _Context:
                 found.append((t if t is not None else 0.0, count if isinstance(count, int) else None, ""))
             for origin, log in self.ledger.logs.items():
                 for entry in log.entries:
-                    if b"logsDropped" not in entry and b"logs-dropped" not in entry:
+                    if b"logsDropped" not in entry and b"logs-dropped" not in entry and b"writeFailed" not in entry:
                         continue
                     record_obj = decode_entry(entry)
                     if record_obj is None or record_obj.get("event") not in DROPPED_EVENTS:
