@@ -48,6 +48,7 @@ class BenchConfig:
     seeds: int = 1
     art: bool = True
     target_fpr: float = 0.01
+    calibration_sessions: int = 200
     log: Callable[[str], None] = field(default=lambda _: None)
 
 
@@ -70,7 +71,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         split = load_task(task)
         victim = train_victim(split)
         t0 = time.perf_counter()
-        baseline = fit_baseline(split.x_baseline, victim.predict_proba(split.x_baseline), target_fpr=cfg.target_fpr)
+        baseline = fit_baseline(
+            split.x_baseline,
+            victim.predict_proba(split.x_baseline),
+            target_fpr=cfg.target_fpr,
+            sessions=cfg.calibration_sessions,
+        )
         fit_s = time.perf_counter() - t0
         results["tasks"][task] = {
             "victim_accuracy_on_benign": float(
