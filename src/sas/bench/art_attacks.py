@@ -38,6 +38,7 @@ class _ArtAttack(Attack):
 class ArtHopSkipJump(_ArtAttack):
     name = "art-hopskipjump"
     kind = "evasion"
+    adv: Array | None = None
 
     def steps(self) -> None:
         from art.attacks.evasion import HopSkipJump
@@ -51,7 +52,7 @@ class ArtHopSkipJump(_ArtAttack):
         i = int(self.rng.integers(0, benign.shape[0]))
         self.x0 = benign[i]
         self.source = int(self.victim.predict(benign[i : i + 1])[0])
-        self.adv: Array | None = None
+        self.adv = None
 
     def result(self) -> dict[str, float]:
         adv = getattr(self, "adv", None)
