@@ -123,3 +123,16 @@ def test_verify_finds_default_manifest(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "fn.manifest.json").unlink()
     assert main(["manifest", "verify", str(pkg), "--pub", str(tmp_path / "s.pub")]) == 2
     assert "no manifest given" in capsys.readouterr().err
+
+
+def test_build_refuses_to_sign_what_the_scan_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg = _package(tmp_path)
+    assert main(["keygen", "--out", str(tmp_path / "s")]) == 0
+    key = str(tmp_path / "s.key")
+    out = tmp_path / "m.json"
+    assert main(["manifest", "build", str(pkg), "--key", key, "--out", str(out), "--fail-on", "high"]) == 0
+    out.unlink()
+    (pkg / "handler.py").write_text("import os\n\ndef handler(event, context):\n    os.system(event['cmd'])\n")
+    assert main(["manifest", "build", str(pkg), "--key", key, "--out", str(out), "--fail-on", "high"]) == 1
+    assert not out.exists() and "not signed" in capsys.readouterr().err
+    assert main(["manifest", "build", str(pkg), "--key", key, "--fail-on", "severe"]) == 2

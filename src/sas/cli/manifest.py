@@ -16,6 +16,7 @@ from typing import Any
 
 from sas import integrity
 from sas.errors import InputError
+from sas.taxonomy import Severity
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
 
@@ -34,6 +35,9 @@ def register(sub: Any) -> None:
     build.add_argument("--algorithm", default="sha256", choices=integrity.ALGORITHMS, help="file digest")
     build.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave matching files out")
     build.add_argument("--no-scan", action="store_true", help="do not run sas scan to embed its summary")
+    build.add_argument(
+        "--fail-on", metavar="SEVERITY", help="refuse to sign (exit 1) when the scan finds something at or above this"
+    )
     build.add_argument("--workers", type=int, help="hashing threads (default: cores + 2)")
     build.set_defaults(handler=run_build)
 
@@ -108,7 +112,24 @@ def run_build(args: argparse.Namespace) -> int:
             print(f"sas: warning: the private key {args.key} lies inside {args.path}", file=sys.stderr)
         except ValueError:
             pass
+    threshold = None
+    if args.fail_on:
+        if args.no_scan:
+            raise InputError("--fail-on needs the scan; drop --no-scan")
+        try:
+            threshold = Severity.parse(args.fail_on)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     summary = None if args.no_scan else _scan_summary(args.path)
+    if threshold is not None and summary is not None:
+        worst = summary["worst"]
+        if summary["errors"] or (worst is not None and Severity(worst) >= threshold):
+            print(
+                f"not signed: the scan found {summary['findings']} finding(s), worst {worst}, "
+                f"{summary['errors']} error(s) (--fail-on {threshold.value}); run sas scan {args.path} for details",
+                file=sys.stderr,
+            )
+            return EXIT_MISMATCH
     manifest = integrity.build_manifest(
         root, key, scan_summary=summary, algorithm=args.algorithm, exclude=exclude, workers=args.workers
     )
