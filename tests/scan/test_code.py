@@ -337,6 +337,33 @@ PAIRS: list[tuple[str, str, str, str]] = [
         """,
     ),
     (
+        "tmp-fixed-name",
+        "SAS-CODE-015",
+        """
+        import json, numpy as np
+        from pathlib import Path
+        def handler(event, context):
+            body = json.loads(event["body"])
+            with open("/tmp/input.json", "w") as fh:
+                json.dump(body, fh)
+            Path("/tmp/last.txt").write_text(body["text"])
+            np.save("/tmp/features.npy", body["x"])
+        """,
+        """
+        import json, os, tempfile, uuid
+        def handler(event, context):
+            body = json.loads(event["body"])
+            with tempfile.NamedTemporaryFile("w", dir="/tmp", suffix=".json") as fh:
+                json.dump(body, fh)
+            path = f"/tmp/{uuid.uuid4()}.txt"
+            with open(path, "w") as out:
+                out.write(body["text"])
+            with open("/tmp/model-version.txt", "w") as meta:
+                meta.write("v3")
+            os.remove(path)
+        """,
+    ),
+    (
         "trust-remote-code",
         "SAS-CODE-010",
         """

@@ -700,20 +700,80 @@ class Checker:
         fn: ast.FunctionDef | ast.AsyncFunctionDef | None,
     ) -> None:
         global_decl: set[str] = set()
+        handles: set[str] = set()  # names of files opened for writing at a fixed /tmp path
         for node in scope.nodes:
             if isinstance(node, ast.Global):
                 global_decl.update(node.names)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                if self._fixed_tmp_open(node.context_expr):
+                    handles |= _target_names(node.optional_vars)
+            elif isinstance(node, ast.Assign) and self._fixed_tmp_open(node.value):
+                for target in node.targets:
+                    handles |= _target_names(target)
         for node in scope.nodes:
             if isinstance(node, ast.Call):
                 self._call(node, taint, whole)
                 if fn is not None:
                     self._cache_mutation_call(node, taint, local)
+                    self._tmp_residue(node, taint, handles)
             elif isinstance(node, ast.Dict):
                 for key, value in zip(node.keys, node.values, strict=True):
                     if isinstance(key, ast.Constant) and key.value == "trust_remote_code" and _is_const(value, True):
                         self.hit(R.TRUST_REMOTE_CODE, node, "trust_remote_code=True passed in a keyword dict")
             elif fn is not None and isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
                 self._cache_assignment(node, taint, local, global_decl)
+
+    # -- request data left in /tmp under a fixed name
+    def _fixed_tmp_path(self, node: ast.expr) -> bool:
+        """A path built only from literals (through os.path.join, Path, /) that lies under /tmp."""
+        under_tmp = False
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value.startswith("/tmp"):  # noqa: S108
+                under_tmp = True
+            elif isinstance(sub, ast.Name | ast.FormattedValue | ast.Subscript | ast.Attribute):
+                if isinstance(sub, ast.Name | ast.Attribute) and self._is_path_builder(sub, node):
+                    continue
+                return False  # a variable part: a unique name (uuid, request id) or a request path (SAS-CODE-008)
+        return under_tmp
+
+    def _is_path_builder(self, sub: ast.AST, root: ast.expr) -> bool:
+        return any(
+            isinstance(call, ast.Call)
+            and (call.func is sub or (isinstance(call.func, ast.Attribute) and call.func.value is sub))
+            and (qualname(call.func, self.info.aliases) or "") in ("os.path.join", "pathlib.Path", "Path", "str")
+            for call in ast.walk(root)
+        )
+
+    def _fixed_tmp_open(self, node: ast.expr) -> bool:
+        if not isinstance(node, ast.Call) or (qualname(node.func, self.info.aliases) or "") not in ("open", "io.open"):
+            return False
+        mode = _arg(node, 1, "mode")
+        writes = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and any(c in mode.value for c in "wax")
+        path = _arg(node, 0, "file")
+        return writes and path is not None and self._fixed_tmp_path(path)
+
+    def _tmp_residue(self, node: ast.Call, taint: Taint, handles: set[str]) -> None:
+        args = [*node.args, *(k.value for k in node.keywords)]
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        to_handle = (isinstance(receiver, ast.Name) and receiver.id in handles) or any(
+            isinstance(a, ast.Name) and a.id in handles for a in args
+        )
+        to_path = (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("write_text", "write_bytes")
+            and receiver is not None
+            and self._fixed_tmp_path(receiver)
+        ) or any(self._fixed_tmp_path(a) for a in args if isinstance(a, ast.Constant | ast.Call | ast.BinOp))
+        if not (to_handle or to_path) or self._fixed_tmp_open(node):
+            return
+        data = [a for a in args if not (isinstance(a, ast.Name) and a.id in handles)]
+        if any(taint.expr(a) for a in data):
+            self.hit(
+                R.TMP_RESIDUE,
+                node,
+                "request data is written to a fixed /tmp path; the file outlives the invocation and the next caller "
+                "of this warm instance can read or be served it",
+            )
 
     # -- module state filled from request data
     def _cache_mutation_call(self, node: ast.Call, taint: Taint, local: set[str]) -> None:

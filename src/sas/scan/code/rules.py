@@ -156,3 +156,14 @@ LOG_EVENT = rule(
     "Log selected, non-sensitive fields (request id, route, sizes), or use a logger that redacts headers.",
     ("CWE-532", "OWASP Serverless Top 10 SAS-5"),
 )
+TMP_RESIDUE = rule(
+    "SAS-CODE-015",
+    "Request data written to a fixed /tmp path",
+    Severity.MEDIUM,
+    Threat.CROSS_INVOCATION_CONTAMINATION,
+    "The handler writes request data to a file in /tmp under a fixed name. /tmp survives between invocations of a "
+    "warm instance: the next caller's invocation can read the previous caller's data, or be served it if a write "
+    "fails half way.",
+    "Write to a per-invocation name (tempfile.NamedTemporaryFile, or a uuid4 folder removed in a finally block).",
+    ("CWE-488",),
+)
