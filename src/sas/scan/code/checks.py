@@ -264,6 +264,7 @@ class ModuleInfo:
     clients: set[str] = field(default_factory=set)  # module-level HTTP client objects
     request_globals: set[str] = field(default_factory=set)  # names bound to flask.request and the like
     values: dict[str, ast.expr] = field(default_factory=dict)  # module-level NAME = expression
+    mentions_tmp: bool = False  # some string literal starts with /tmp (gates the /tmp residue check)
 
 
 def _evidence(node: ast.AST, limit: int = 200) -> str:
@@ -300,7 +301,10 @@ def qualname(node: ast.AST, aliases: dict[str, str]) -> str | None:
 def _module_info(tree: ast.Module, nodes: Iterable[ast.AST]) -> ModuleInfo:
     info = ModuleInfo()
     for node in nodes:
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, str) and node.value.startswith("/tmp"):  # noqa: S108
+                info.mentions_tmp = True
+        elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:
                     info.aliases[alias.asname] = alias.name
@@ -753,6 +757,8 @@ class Checker:
         return writes and path is not None and self._fixed_tmp_path(path)
 
     def _tmp_residue(self, node: ast.Call, taint: Taint, handles: set[str]) -> None:
+        if not self.info.mentions_tmp:
+            return
         args = [*node.args, *(k.value for k in node.keywords)]
         receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
         to_handle = (isinstance(receiver, ast.Name) and receiver.id in handles) or any(
