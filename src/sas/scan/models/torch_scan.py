@@ -443,12 +443,26 @@ def _first_int(data: bytes) -> int | None:
 
 
 def _sha256(stream: IO[bytes]) -> tuple[str, int]:
+    """One streaming pass over the whole checkpoint (storages included) into a reused buffer."""
     stream.seek(0)
     digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
     size = 0
-    while chunk := stream.read(CHUNK * 4):
-        digest.update(chunk)
-        size += len(chunk)
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+        else:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            n = len(chunk)
+            digest.update(chunk)
+        size += n
     return digest.hexdigest(), size
 
 
