@@ -168,6 +168,9 @@ def summarise(attacks: list[AttackOutcome], benign: list[BenignOutcome]) -> dict
         "median_queries_to_detection_extraction": statistics.median(extraction) if extraction else None,
         "max_benign_client_fpr": max((b.client_fpr for b in benign), default=0.0),
         "max_benign_request_block_rate": max((b.request_block_rate for b in benign), default=0.0),
+        "adaptive_not_stopped": [
+            f"{a.task}/{a.variant}/{a.attack}" for a in attacks if a.variant != "plain" and a.queries_to_block is None
+        ],
         "adaptive_missed": [
             f"{a.task}/{a.variant}/{a.attack}" for a in attacks if a.variant != "plain" and not a.detected
         ],

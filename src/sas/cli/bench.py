@@ -66,6 +66,8 @@ def run_detect(args: argparse.Namespace) -> int:
     )
     if s["adaptive_missed"]:
         print(f"adaptive attacks that went undetected: {', '.join(s['adaptive_missed'])}")
+    if s["adaptive_not_stopped"]:
+        print(f"adaptive attacks never blocked (they win): {', '.join(s['adaptive_not_stopped'])}")
     print(f"ART attacks: {results['art']}; results written to {args.out} in {results['seconds']}s")
     return 0
 
