@@ -176,3 +176,22 @@ def test_many_distinct_globals_still_report_the_dangerous_one(analyse) -> None:
     parts.append(b"1cos\nsystem\n(S'id'\ntR.")
     report = analyse(b"".join(parts))
     assert report.worst == Severity.CRITICAL
+
+
+def test_sniffing_evasion_with_any_name(scan_file) -> None:
+    assert scan_file("weights.bin", b"N0cos\nsystem\n(S'id'\ntR.").worst() == Severity.CRITICAL
+    assert scan_file("blob", b"K\x010\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R.").worst() == Severity.CRITICAL
+
+
+def test_source_and_text_files_are_not_taken_for_pickles(scan_file) -> None:
+    for name, text in [
+        ("app.py", b"import os\nimport sys\n"),
+        ("lib.py", b"class Foo:\n    pass\n"),
+        ("notes.txt", b"cat\nfood is good\n"),
+        ("data.csv", b"(1, 2)\n(3, 4)\n"),
+    ]:
+        result = scan_file(name, text)
+        assert not [f for f in result.findings if f.rule_id.startswith(("SAS-PKL", "SAS-SCAN"))], (
+            name,
+            result.findings,
+        )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickletools
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -1364,6 +1365,29 @@ def is_legacy_torch(head: bytes) -> bool:
     return head.startswith(LEGACY_TORCH_MAGIC)
 
 
+_IDENT_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def imports_early(head: bytes) -> bool:
+    """Whether the first bytes of a file the magic sniffer did not recognise parse as pickle opcodes that reach
+    an import (GLOBAL/INST with identifier names, or STACK_GLOBAL) before any error: a pickle hidden behind a
+    harmless prefix such as ``N0`` (push None, pop), whatever the file is called."""
+    if not head or head[0] not in _VALID:
+        return False
+    try:
+        for op, arg, _pos in pickletools.genops(head):
+            if op.name in ("GLOBAL", "INST"):
+                parts = str(arg).split(" ")
+                return len(parts) == 2 and all(_IDENT_PATH.match(p) for p in parts)
+            if op.name == "STACK_GLOBAL":
+                return True
+            if op.name == "STOP":
+                return False
+    except (ValueError, IndexError, KeyError, UnicodeError, TypeError):
+        return False
+    return False
+
+
 class PickleAnalyzer(Analyzer):
     """Pickle and (decompressed) joblib files, recognised by content, or by a pickle-ish name."""
 
@@ -1373,7 +1397,9 @@ class PickleAnalyzer(Analyzer):
         kind = sniff(file.head)
         if kind == Kind.PICKLE:
             return not is_legacy_torch(file.head)
-        return kind == Kind.UNKNOWN and file.name.lower().endswith(PICKLE_SUFFIXES)
+        if kind != Kind.UNKNOWN:
+            return False
+        return file.name.lower().endswith(PICKLE_SUFFIXES) or imports_early(file.head)
 
     def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
         hasher = hashlib.sha256()
@@ -1381,8 +1407,11 @@ class PickleAnalyzer(Analyzer):
             report = scan_stream(stream, policy_for(ctx), hasher=hasher)
         fmt = "joblib" if report.joblib or ".joblib" in file.name.lower() else "pickle"
         # The archive walker already reports name/content mismatches for its own list of suffixes.
+        by_name = file.name.lower().endswith(PICKLE_SUFFIXES)
         walker_checked = file.name.lower().endswith(_WALKER_CHECKED)
-        emit(report, ctx, file.path, mismatch_ok=True, mismatch_reported=walker_checked, what=fmt)
+        # a file picked by the probe alone that turns out not to be a pickle is simply not one: no finding
+        silent = walker_checked or not by_name
+        emit(report, ctx, file.path, mismatch_ok=True, mismatch_reported=silent, what=fmt)
         ctx.component(
             Component(
                 kind="model",
