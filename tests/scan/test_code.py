@@ -600,6 +600,40 @@ def test_taint_through_walrus_loop_and_comprehension() -> None:
     assert "SAS-CODE-001" in found
 
 
+def test_taint_passes_to_module_level_helpers() -> None:
+    found = _rules(
+        """
+        import base64, json, pickle
+        def decode(blob):
+            return pickle.loads(base64.b64decode(blob))
+        def parse(text, *, strict=True):
+            return decode(json.loads(text)["model"])
+        def dump(evt):
+            print(evt)
+        def handler(event, context):
+            dump(event)
+            return parse(event["body"])
+        """
+    )
+    assert [f.location.line for f in found["SAS-CODE-001"]] == [4]  # in decode(), two calls from the handler
+    assert [f.location.line for f in found["SAS-CODE-014"]] == [8]  # print(evt) of the whole event
+
+
+def test_helper_called_with_constants_stays_untainted() -> None:
+    found = _rules(
+        """
+        import pickle
+        def load(path):
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        MODEL = load("model.pkl")
+        def handler(event, context):
+            return MODEL.predict(event["x"])
+        """
+    )
+    assert "SAS-CODE-001" not in found and "SAS-CODE-002" in found
+
+
 def test_untainted_helper_eval_is_medium_not_critical() -> None:
     found = _rules(
         """

@@ -5,15 +5,17 @@ and v2 ``@app.route``/``@app.*_trigger(arg_name=...)`` functions, GCP ``@functio
 Flask/FastAPI route functions), parameters named like an event or request in any function, Flask's global
 ``request`` and Powertools' ``app.current_event``.
 
-Propagation is flow-insensitive and intra-procedural: within one function (and into the closures it
+Propagation is flow-insensitive and mostly intra-procedural: within one function (and into the closures it
 defines), a name is tainted once anything tainted is assigned to it anywhere (assignment, augmented
 assignment, ``for`` target, ``with ... as``, walrus, comprehension, ``x.append(tainted)``). An expression is
 tainted when it reads a tainted name: attribute access, subscripts, method calls on tainted objects, calls
 with a tainted argument (``json.loads``, ``base64.b64decode``, ``BytesIO``...), f-strings, concatenation and
 ``%``/``format``. A few calls end taint (``int``, ``len``, ``os.path.basename``, ``shlex.quote``, hashing,
-``uuid``). Limits, on purpose: taint does not cross function boundaries except by parameter name, does not
-follow attributes of ``self``, containers are tainted as a whole, and branch conditions (allow-list checks) are
-not understood; a subscript of an untainted table with a tainted key is untainted (the table chooses).
+``uuid``). Across functions, only calls by name to module-level functions pass taint to their parameters
+(a few rounds, for chains of helpers). Limits, on purpose: no methods or calls through variables, no
+attributes of ``self``, no return values (a helper's result is tainted only because a call with a tainted
+argument is), containers are tainted as a whole, and branch conditions (allow-list checks) are not
+understood; a subscript of an untainted table with a tainted key is untainted (the table chooses).
 
 The module never imports or runs the code it reads.
 """
@@ -670,14 +672,75 @@ class Checker:
     def run(self) -> list[Hit]:
         module_taint = Taint(self.scopes, self.info, ())
         self._check_scope(self.scopes, module_taint, set(), set(), None)
+        self._propagate_calls()
         for child in self.scopes.children:
             self._function(child, set())
         return self.hits
 
-    def _function(self, scope: Scope, inherited: set[str]) -> None:
+    def _sources(self, scope: Scope) -> tuple[set[str], set[str]]:
         fn = scope.node
         assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
         sources, whole = entry_sources(fn, self.info)
+        extra, extra_whole = self._passed.get(id(scope), (set(), set()))
+        return sources | extra, whole | extra_whole
+
+    def _propagate_calls(self) -> None:
+        """One step past intra-procedural: a module-level function called with request data gets it as parameters.
+
+        ``handler`` passing ``event["body"]`` to ``decode(blob)`` taints ``blob``; repeated a few times, so that
+        chains of helpers (handler -> parse -> decode) are followed. Methods, callbacks and calls through
+        variables are not resolved.
+        """
+        module_level = {id(stmt) for stmt in self.scopes.node.body}
+        functions = {
+            c.node.name: c
+            for c in self.scopes.children
+            if isinstance(c.node, ast.FunctionDef | ast.AsyncFunctionDef) and id(c.node) in module_level
+        }
+        self._passed: dict[int, tuple[set[str], set[str]]] = {}
+        if not functions:
+            return
+        scopes: list[Scope] = []
+        todo = list(self.scopes.children)
+        while todo:
+            scope = todo.pop()
+            scopes.append(scope)
+            todo.extend(scope.children)
+        for _ in range(4):
+            changed = False
+            for scope in scopes:
+                sources, whole = self._sources(scope)
+                taint = Taint(scope, self.info, sources)
+                for node in scope.nodes:
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
+                        changed |= self._pass_arguments(node, functions[node.func.id], taint, whole)
+            if not changed:
+                break
+
+    def _pass_arguments(self, call: ast.Call, callee: Scope, taint: Taint, whole: set[str]) -> bool:
+        fn = callee.node
+        assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        positional = [p.arg for p in [*fn.args.posonlyargs, *fn.args.args]]
+        named = {p.arg for p in _params(fn)}
+        passed: list[tuple[str, ast.expr]] = []
+        for index, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred) or index >= len(positional):
+                break
+            passed.append((positional[index], arg))
+        passed += [(kw.arg, kw.value) for kw in call.keywords if kw.arg in named]
+        extra, extra_whole = self._passed.setdefault(id(callee), (set(), set()))
+        before = len(extra) + len(extra_whole)
+        for param, value in passed:
+            if taint.expr(value):
+                extra.add(param)
+                if isinstance(value, ast.Name) and value.id in whole:
+                    extra_whole.add(param)
+        return len(extra) + len(extra_whole) != before
+
+    def _function(self, scope: Scope, inherited: set[str]) -> None:
+        fn = scope.node
+        assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        sources, whole = self._sources(scope)
         taint = Taint(scope, self.info, sources, inherited)
         local = self._local_names(scope, fn)
         self._check_scope(scope, taint, whole, local, fn)
