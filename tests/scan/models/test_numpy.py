@@ -123,3 +123,10 @@ def test_unhashable_header_literal() -> None:
     data = b"\x93NUMPY\x01\x00\x0c\x00{[1]: 2}    "
     with pytest.raises(NpyHeaderError):
         read_header(io.BytesIO(data))
+
+
+def test_python2_header_with_long_literals(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L, 1L), }"
+    header = header.ljust(118) + b"\n"
+    (tmp_path / "old.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 16)
+    assert scan(tmp_path / "old.npy").findings == ()

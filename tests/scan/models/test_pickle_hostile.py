@@ -40,9 +40,18 @@ def test_text_file_named_pkl(scan_file) -> None:
     assert [f.rule_id for f in result.findings] == ["SAS-SCAN-003"]
 
 
-def test_text_file_named_sav(scan_file) -> None:
-    result = scan_file("model.sav", b"hello, this is not a pickle\n")
-    assert [f.rule_id for f in result.findings] == ["SAS-SCAN-003"]
+def test_other_format_named_sav_is_left_alone(scan_file) -> None:
+    # .sav is also IDL's format (scipy.io.readsav): content that is not a pickle at all is not a finding
+    result = scan_file("model.sav", b"SR\x00\x04\x00\x00\x00\x0a not a pickle\n")
+    assert result.findings == ()
+
+
+def test_data_after_the_last_pickle(payloads, analyse, scan_file, helpers) -> None:
+    assert analyse(pickle.dumps([1, 2]) + b"\n\n").error is None  # padding only
+    result = scan_file("model.pkl", pickle.dumps([1, 2]) + b"\xff trailing junk")
+    assert [f.rule_id for f in result.findings] == ["SAS-SCAN-002"]
+    hidden = pickle.dumps([1, 2]) + b"\xff junk " + pickle.dumps(payloads.reduce_class(os.system, "id"))
+    assert scan_file("model.pkl", hidden).worst() == Severity.CRITICAL
 
 
 def test_sniffing_evasion_prefix_is_still_analysed(scan_file) -> None:

@@ -42,6 +42,7 @@ OBJECT_ARRAY = rule(
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 20  # numpy refuses headers over 10 000 bytes by default; we read a little further
+_PY2_LONG = re.compile(r"\b(\d+)L\b")
 _DESCR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)")
 
 
@@ -72,7 +73,8 @@ def read_header(stream: IO[bytes]) -> tuple[dict[str, object], bytes]:
     if len(text) < hlen:
         raise NpyHeaderError("truncated header")
     try:
-        header = ast.literal_eval(text.decode("latin-1" if major < 3 else "utf-8"))
+        source = text.decode("latin-1" if major < 3 else "utf-8")
+        header = ast.literal_eval(_PY2_LONG.sub(r"\1", source))  # files from Python 2 write shapes as (3L, 4L)
     except (ValueError, TypeError, SyntaxError, UnicodeError, MemoryError, RecursionError) as exc:
         raise NpyHeaderError(f"header is not a literal dict: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= header.keys():

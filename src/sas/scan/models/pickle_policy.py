@@ -459,6 +459,7 @@ ALLOW: frozenset[str] = frozenset(
             for m in ("numpy.core.multiarray", "numpy._core.multiarray")
             for n in ("_reconstruct", "scalar", "ndarray", "dtype")
         ),
+        "numpy.matrixlib.defmatrix.matrix",
         "numpy.core.numeric._frombuffer",
         "numpy._core.numeric._frombuffer",
         "numpy.core._internal._reconstruct",

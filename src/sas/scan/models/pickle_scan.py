@@ -34,7 +34,7 @@ from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
 from sas.scan.magic import Kind, sniff
 from sas.scan.models.pickle_policy import DANGEROUS_IF_CALLED, NESTED_LOADERS, Level, PicklePolicy, Verdict
-from sas.scan.rules import FORMAT_MISMATCH, INCOMPLETE_MODEL, Rule, rule
+from sas.scan.rules import FORMAT_MISMATCH, INCOMPLETE_FILE, INCOMPLETE_MODEL, Rule, rule
 from sas.taxonomy import Severity, Threat
 
 _REFS = ("MITRE ATLAS AML.T0011.000", "MITRE ATLAS AML.T0010.003", "OWASP ML Top 10 ML06", "CWE-502")
@@ -249,6 +249,7 @@ class PickleReport:
     error_offset: int = -1
     first_opcode_invalid: bool = False
     persistent_ids: int = 0
+    trailing_data: bool = False  # the error is data after a complete pickle, not a broken pickle
     end_offset: int = -1  # stream offset just after the last STOP read (exact when max_pickles stopped the scan)
     joblib: bool = False
     globals_seen: dict[str, Verdict] = field(default_factory=dict)
@@ -622,6 +623,7 @@ class PickleScanner:
         skip = self._skip
         readline = self._readline
         ok = True
+        seg_mark = 0  # the opcode count at the last STOP
         limit = -1  # pos above this: refill or end of stream (set to -1 whenever buf changes in a slow path)
         args: object
 
@@ -781,6 +783,7 @@ class PickleScanner:
                         in_pickle = False
                         rep.pickles += 1
                         rep.end_offset = base + pos
+                        seg_mark = opcodes
                         if max_pickles is not None and rep.pickles >= max_pickles:
                             rep.opcodes += opcodes
                             return
@@ -1083,9 +1086,14 @@ class PickleScanner:
                     else:
                         raise _ParseError(f"invalid opcode 0x{op:02x}")
             except (_ParseError, IndexError, KeyError, ValueError, TypeError) as exc:
+                # failing on the first opcode after a complete pickle: data after the end, not a broken pickle
+                trailing = rep.pickles > 0 and opcodes - seg_mark <= 1
                 rep.opcodes += opcodes
                 opcodes = 0
+                seg_mark = 0
                 offset = base + min(pos, len(buf))
+                if trailing and src.eof and not buf[pos:].strip(b" \t\r\n\x00"):
+                    return  # only padding after the last pickle (old numpy files end with a newline)
                 if isinstance(exc, IndexError):
                     message = (
                         "truncated: the stream ends inside a pickle"
@@ -1098,6 +1106,7 @@ class PickleScanner:
                     rep.error = message
                     rep.error_offset = offset
                     rep.first_opcode_invalid = rep.pickles == 0 and rep.opcodes <= 1
+                    rep.trailing_data = trailing
                 frames.clear()
                 found = self._resync(src, buf, pos + 1, base)
                 if found is None:
@@ -1316,6 +1325,17 @@ def emit(
         not_a_pickle = report.first_opcode_invalid and report.pickles == 0 and not report.hits
         if not_a_pickle and mismatch_reported:
             return
+        if report.trailing_data and not report.hits:
+            ctx.add(
+                make_finding(
+                    INCOMPLETE_FILE,
+                    Location(path),
+                    f"data that is not a pickle follows the last pickle (byte {report.error_offset}: "
+                    f"{report.error}); it was searched for further pickles",
+                    evidence="data after the last pickle",
+                )
+            )
+            return
         if not_a_pickle and mismatch_ok:
             ctx.add(
                 make_finding(
@@ -1356,7 +1376,6 @@ def _policy_cache(allow: tuple[str, ...], deny: tuple[str, ...]) -> PicklePolicy
 
 # --- the analyzer ----------------------------------------------------------------------------------------------
 
-_WALKER_CHECKED = (".pkl", ".pickle", ".joblib")
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".pck", ".pcl")
 LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
 
@@ -1407,11 +1426,9 @@ class PickleAnalyzer(Analyzer):
             report = scan_stream(stream, policy_for(ctx), hasher=hasher)
         fmt = "joblib" if report.joblib or ".joblib" in file.name.lower() else "pickle"
         # The archive walker already reports name/content mismatches for its own list of suffixes.
-        by_name = file.name.lower().endswith(PICKLE_SUFFIXES)
-        walker_checked = file.name.lower().endswith(_WALKER_CHECKED)
-        # a file picked by the probe alone that turns out not to be a pickle is simply not one: no finding
-        silent = walker_checked or not by_name
-        emit(report, ctx, file.path, mismatch_ok=True, mismatch_reported=silent, what=fmt)
+        # A file picked by its name or the probe that is not a pickle at all is simply another format (IDL .sav,
+        # say); the archive walker reports the names that promise a pickle (.pkl, .pickle, .joblib).
+        emit(report, ctx, file.path, mismatch_ok=True, mismatch_reported=True, what=fmt)
         ctx.component(
             Component(
                 kind="model",
