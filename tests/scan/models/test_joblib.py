@@ -139,3 +139,17 @@ def test_wrapper_built_through_copyreg_is_recognised() -> None:
     report = scan_bytes(data, PicklePolicy())
     assert report.error is None
     assert report.worst == Severity.CRITICAL
+
+
+def test_old_zfile_format(tmp_path: Path) -> None:
+    # joblib < 0.9.3 wrote "ZF" + hex length + zlib; joblib.load still reads it through its compat module.
+    import pickle
+
+    from joblib.numpy_pickle_compat import write_zfile
+
+    for name, obj, expected in (("bad.z", Payload(), Severity.CRITICAL), ("good.z", {"w": [1.0, 2.0]}, None)):
+        with (tmp_path / name).open("wb") as fh:
+            write_zfile(fh, pickle.dumps(obj, protocol=2))
+        result = scan(tmp_path / name)
+        assert result.worst() == expected, result.findings
+        assert result.components[0].format == "joblib"

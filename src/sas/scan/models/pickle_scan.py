@@ -25,6 +25,7 @@ import hashlib
 import io
 import pickletools
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -1407,12 +1408,76 @@ def imports_early(head: bytes) -> bool:
     return False
 
 
+_ZFILE_MAGIC = b"ZF0x"
+_ZFILE_HEADER = 2 + len(f"{2**64:#x}")
+
+
+class _ZFileReader(io.RawIOBase):
+    """Decompresses an old joblib z-file while hashing its raw bytes; stops at ``limit`` decompressed bytes."""
+
+    def __init__(self, raw: IO[bytes], hasher: hashlib._Hash, limit: int) -> None:
+        self._raw = raw
+        self._hasher = hasher
+        self._limit = limit
+        self._z = zlib.decompressobj()
+        self._pending = b""
+        self._started = False
+        self.consumed = 0
+        self.produced = 0
+        self.problem = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def _read_raw(self, n: int) -> bytes:
+        data = self._raw.read(n)
+        self._hasher.update(data)
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._started:
+            self._started = True
+            self._read_raw(_ZFILE_HEADER)  # "ZF" and the hex length, padded
+            first = self._read_raw(1)
+            lead = first if first != b" " else b""  # joblib <= 0.8.4 wrote one more space
+        else:
+            lead = b""
+        while not self._pending and not self._z.eof and not self.problem:
+            raw = lead + (self._z.unconsumed_tail or self._read_raw(CHUNK))
+            lead = b""
+            if not raw:
+                self.problem = "z-file ends before its zlib stream does"
+                break
+            try:
+                self._pending = self._z.decompress(raw, CHUNK)
+            except zlib.error as exc:
+                self.problem = f"z-file data is corrupt: {exc}"
+                break
+            self.produced += len(self._pending)
+            if self.produced > self._limit:
+                self.problem = "z-file expands past the per-file limit"
+                self._pending = b""
+        if not self._pending:
+            return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def drain(self) -> None:
+        while self._read_raw(CHUNK):
+            pass
+
+
 class PickleAnalyzer(Analyzer):
     """Pickle and (decompressed) joblib files, recognised by content, or by a pickle-ish name."""
 
     name = "pickle"
 
     def claims(self, file: VirtualFile) -> bool:
+        if file.head.startswith(_ZFILE_MAGIC):
+            return True
         kind = sniff(file.head)
         if kind == Kind.PICKLE:
             return not is_legacy_torch(file.head)
@@ -1422,9 +1487,19 @@ class PickleAnalyzer(Analyzer):
 
     def analyze(self, file: VirtualFile, ctx: ScanContext) -> bool:
         hasher = hashlib.sha256()
+        zfile = file.head.startswith(_ZFILE_MAGIC)
         with file.open() as stream:
-            report = scan_stream(stream, policy_for(ctx), hasher=hasher)
-        fmt = "joblib" if report.joblib or ".joblib" in file.name.lower() else "pickle"
+            if zfile:  # joblib < 0.9.3: "ZF", the hex length, then one zlib stream
+                raw = _ZFileReader(stream, hasher, ctx.settings.limits.max_file_bytes)
+                report = scan_stream(io.BufferedReader(raw, CHUNK), policy_for(ctx))
+                raw.drain()
+                report.sha256 = hasher.hexdigest()
+                report.bytes_read = raw.consumed
+                if raw.problem and report.error is None:
+                    report.error, report.error_offset = raw.problem, raw.produced
+            else:
+                report = scan_stream(stream, policy_for(ctx), hasher=hasher)
+        fmt = "joblib" if zfile or report.joblib or ".joblib" in file.name.lower() else "pickle"
         # The archive walker already reports name/content mismatches for its own list of suffixes.
         # A file picked by its name or the probe that is not a pickle at all is simply another format (IDL .sav,
         # say); the archive walker reports the names that promise a pickle (.pkl, .pickle, .joblib).
