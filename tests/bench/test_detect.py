@@ -29,7 +29,9 @@ def test_every_attack_is_detected_and_benign_clients_are_left_alone(which: str, 
     assert statistics.median(extraction) <= 200  # type: ignore[type-var]
     # caught before the budget: the block stops the attacker well short of it
     assert all(o.queries_to_block is not None and o.queries_to_block < 300 for o in outcomes)
-    benign = run_benign(LocalTarget(task.baseline, task.victim), task.split, deployment="single", clients=120)
+    benign = run_benign(
+        LocalTarget(task.baseline, task.victim), task.split, deployment="single", clients=100, mean_queries=25
+    )
     assert benign.client_fpr <= 0.01
     assert benign.request_block_rate <= 0.001
     summary = summarise(outcomes, [benign])

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from sas.cli import main
 from sas.runtime.baseline import load_baseline
 
 
 @pytest.fixture(scope="module")
-def wine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray, LogisticRegression]:
+def wine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray, Pipeline]:
     x, y = load_wine(return_X_y=True)
-    model = LogisticRegression(max_iter=5000).fit(x[::2], y[::2])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x[::2], y[::2])
     return tmp_path_factory.mktemp("wine"), x[1::2], y[1::2], model
 
 
@@ -27,7 +29,20 @@ def test_fit_from_npy_with_probabilities_writes_a_loadable_baseline(wine, capsys
     np.save(folder / "p.npy", model.predict_proba(x))
     out = folder / "b.npz"
     assert (
-        main(["baseline", "fit", "--data", str(folder / "x.npy"), "--probs", str(folder / "p.npy"), "--out", str(out)])
+        main(
+            [
+                "baseline",
+                "fit",
+                "--sessions",
+                "40",
+                "--data",
+                str(folder / "x.npy"),
+                "--probs",
+                str(folder / "p.npy"),
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     b = load_baseline(out)
@@ -41,7 +56,18 @@ def test_fit_from_csv_with_header_and_labels_only(wine) -> None:
     np.savetxt(folder / "x.csv", x, delimiter=",", header=header, comments="")
     np.savetxt(folder / "y.csv", y, fmt="%d")
     out = folder / "labels.npz"
-    args = ["baseline", "fit", "--data", str(folder / "x.csv"), "--labels", str(folder / "y.csv"), "--out", str(out)]
+    args = [
+        "baseline",
+        "fit",
+        "--sessions",
+        "40",
+        "--data",
+        str(folder / "x.csv"),
+        "--labels",
+        str(folder / "y.csv"),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     b = load_baseline(out)
     assert b.n_classes == 3 and b.margin_threshold == 0.0  # labels give the class prior, never margins
@@ -51,7 +77,7 @@ def test_a_model_file_is_loaded_only_when_trusted(wine, capsys: pytest.CaptureFi
     folder, x, _, model = wine
     np.save(folder / "x.npy", x)
     joblib.dump(model, folder / "m.joblib")
-    base = ["baseline", "fit", "--data", str(folder / "x.npy"), "--model", str(folder / "m.joblib")]
+    base = ["baseline", "fit", "--sessions", "40", "--data", str(folder / "x.npy"), "--model", str(folder / "m.joblib")]
     assert main([*base, "--out", str(folder / "m.npz")]) == 2
     assert "--trust-model" in capsys.readouterr().err
     assert main([*base, "--trust-model", "--out", str(folder / "m.npz")]) == 0
@@ -65,6 +91,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, name: str, content: byte
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    assert main(["baseline", "fit", "--data", str(path), "--out", str(tmp_path / "o.npz")]) == 2
+    assert main(["baseline", "fit", "--sessions", "40", "--data", str(path), "--out", str(tmp_path / "o.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sas: error:") and err.count("\n") == 1

@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     fit.add_argument("--probs", help="the model's probabilities on --data (.npy/.csv) instead of --model")
     fit.add_argument("--target-fpr", type=float, default=0.01, help="per-client false-positive target (0.01)")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--sessions", type=int, default=200, help="simulated benign clients for calibration (200)")
     fit.add_argument("--out", required=True, help="baseline file to write (.npz)")
     fit.set_defaults(handler=run_fit)
     baseline.set_defaults(handler=lambda args: _usage(baseline))
@@ -124,7 +125,7 @@ def run_fit(args: argparse.Namespace) -> int:
         if y.shape[0] != x.shape[0] or y.min() < 0:
             raise SasError("--labels must hold one non-negative integer label per data row")
         probs = np.eye(int(y.max()) + 1)[y] * 0.98 + 0.01  # the class prior only; no margins without a model
-    baseline = fit_baseline(x, probs, target_fpr=args.target_fpr, seed=args.seed)
+    baseline = fit_baseline(x, probs, target_fpr=args.target_fpr, seed=args.seed, sessions=max(20, args.sessions))
     if args.labels and not (args.probs or args.model):
         baseline = _without_margin(baseline)
     baseline.save(args.out)

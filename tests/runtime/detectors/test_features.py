@@ -21,7 +21,7 @@ def test_near_duplicates_are_close_and_distinct_digits_are_not(digits) -> None:
     space = FeatureSpace(digits.baseline)
     rng = np.random.default_rng(0)
     rows = digits.split.x_benign[:50]
-    nudged = rows + rng.uniform(-0.02, 0.02, rows.shape)
+    nudged = rows + rng.uniform(-0.005, 0.005, rows.shape)
     a, b = space.signals(rows, None), space.signals(nudged, None)
     near = [min_sq_distances(b.sketches[i : i + 1], [a.sketches[i].tobytes()])[0] for i in range(50)]
     far = [min_sq_distances(a.sketches[i + 1 : i + 2], [a.sketches[i].tobytes()])[0] for i in range(49)]
