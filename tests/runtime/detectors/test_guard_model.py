@@ -130,3 +130,22 @@ def test_inputs_that_are_not_model_rows_are_not_judged(digits, bad: Any) -> None
     ctx = RequestContext(request_id="x", client_id="c", platform="t", function="f", instance_id="i")
     status, _ = shield.run(ctx, lambda: (200, guarded(bad)), lambda s, b: (s, b))
     assert status == 200 and not [e for e in sink.events if e.verdict != "allow"]
+
+
+def test_an_instance_forgets_a_block_after_level_memory_and_asks_the_store_again(digits) -> None:
+    from sas.runtime.detectors.model_guard import GuardSettings, ModelGuard
+    from sas.runtime.state.memory import MemoryState
+
+    clock = [1000.0]
+    guard = ModelGuard(digits.baseline, MemoryState(), GuardSettings(level_memory=60.0), clock=lambda: clock[0])
+    probs = digits.victim.predict_proba
+    for row in uniform_rows(digits.split, 40):
+        clock[0] += 1.0
+        a = guard.observe("c", row, probs(row[None]))
+        if a.extraction_level == 2:
+            break
+    assert guard.known_level("c") == 2
+    clock[0] += 61.0
+    assert guard.known_level("c") == 0  # the shared counters decide again on the next request
+    row = digits.split.x_benign[0]
+    assert guard.observe("c", row, probs(row[None])).extraction_level == 2  # ...and they still say block

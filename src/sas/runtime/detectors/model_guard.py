@@ -66,6 +66,7 @@ class GuardSettings:
     sybil_z: float = 6.0
     sybil_min_rows: float = 200.0
     sybil_factor: float = 0.35
+    level_memory: float = 300.0  # seconds an instance remembers a client's level without asking the store
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class ModelGuard:
         self.prior_list = [float(v) for v in head]
         self.label_names = [f"y{i}" for i in range(k)]
         self._carry: OrderedDict[str, dict[str, float]] = OrderedDict()
-        self._level: OrderedDict[str, int] = OrderedDict()
+        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
         s = self.settings
         self._bucket = TokenBucket(s.client_rate, s.client_burst)
@@ -153,8 +154,18 @@ class ModelGuard:
         return result
 
     def known_level(self, client: str) -> int:
-        """The last level this instance saw for ``client`` (0 when unknown); costs no round trip."""
-        return self._level.get(client, 0)
+        """The last level this instance saw for ``client`` (0 when unknown or stale); costs no round trip.
+
+        It expires after ``level_memory`` seconds, so that a client refused here is judged again on the
+        shared counters later (a wrongly blocked client is not refused by this instance for ever).
+        """
+        found = self._level.get(client)
+        if found is None:
+            return 0
+        if self.clock() > found[1]:
+            del self._level[client]
+            return 0
+        return found[0]
 
     def observe(self, client: str, inputs: Any, outputs: Any, now: float | None = None) -> Assessment:
         now = self.clock() if now is None else now
@@ -189,7 +200,7 @@ class ModelGuard:
         epoch = int(now // EPOCH)
         weight = math.exp(self.decay * (now - epoch * EPOCH))
         global_counters = {f"{name}@{epoch}": amount * weight for name, amount in counters.items() if name[0] != "y"}
-        level = self._level.get(client, 0)
+        level = self.known_level(client)
         obs = Observation(
             client=client,
             counters=counters,
@@ -257,7 +268,7 @@ class ModelGuard:
         adv_level = 2 if adversarial >= adv_alarm * bf else 1 if adversarial >= adv_alarm else 0
         level = max(ext_level, adv_level)
         if level:
-            self._level[client] = level
+            self._level[client] = (level, now + self.settings.level_memory)
             self._level.move_to_end(client)
             while len(self._level) > MAX_CARRY:
                 self._level.popitem(last=False)
