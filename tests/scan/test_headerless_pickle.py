@@ -66,3 +66,20 @@ def test_no_text_file_in_site_packages_sniffs_as_headerless_pickle() -> None:
         if not head.startswith(b"\x80") and sniff(head) is Kind.PICKLE:
             hits.append(str(path))
     assert hits == []
+
+
+def test_old_joblib_zfile_is_a_pickle_not_a_name_mismatch(tmp_path: Path) -> None:
+    import os
+    import zlib
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("id",))
+
+    payload = pickle.dumps(Payload(), protocol=2)
+    body = zlib.compress(payload)
+    (tmp_path / "model.pkl").write_bytes(b"ZF" + f"{len(payload):#x}".ljust(19).encode() + body)
+    result = scan(tmp_path)
+    rules = {f.rule_id for f in result.findings}
+    assert "SAS-SCAN-003" not in rules
+    assert any(f.severity.value == "critical" for f in result.findings), rules

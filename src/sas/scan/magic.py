@@ -63,6 +63,8 @@ def sniff(head: bytes) -> Kind:
         return Kind.GGUF
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return Kind.PICKLE
+    if head.startswith(b"ZF0x"):  # joblib's old z-file: a hex length, then a zlib-compressed pickle
+        return Kind.PICKLE
     if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 27):
         return Kind.SAFETENSORS
     if (
