@@ -16,14 +16,15 @@ sequential tests:
   clients; ``block_factor`` times the alarm blocks.
 
 Counters merge by addition, so the test reads the same whether a client's queries hit one instance or
-eight sharing Redis. "Close" and "near-duplicate" are only known after the update (they compare with the
-state the update returns), so they are carried into the client's next update from this instance, and
-added locally to this request's test meanwhile.
+eight sharing Redis. "Close" and "near-duplicate" compare a request with the client's rings, so the state
+backend counts them inside the same atomic update (``Observation.close_within``/``count_dups``): exact
+however many instances the client's queries are spread over.
 
 Sybil splitting: global counters carry exponentially decayed sums (increments scaled by ``e^{λ(t−t0)}``,
 so they stay additive; rebased every :data:`EPOCH` seconds). When the decayed global rate of a signal is
 ``sybil_ratio`` times its benign rate with a z-score above ``sybil_z``, every client's alarm is lowered by
-``sybil_factor``: the attack spread over many ids raises the prior on each of them.
+``sybil_factor``: the attack spread over many ids raises the prior on each of them. (Out-of-distribution and
+low-margin rates only: closeness is per client by nature.)
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ import numpy as np
 
 from sas.runtime.baseline import Baseline, Signal
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.features import FeatureSpace, RowSignals, min_sq_distances
+from sas.runtime.detectors.features import FeatureSpace, RowSignals
 from sas.runtime.state.base import Observation, StateBackend, TokenBucket
 
 SIGNALS = ("ood", "low", "close", "dup")
 EPOCH = 7 * 86_400.0  # decayed global counters restart every week (keeps e^{λt} far from overflow)
-MAX_CARRY = 20_000  # clients whose pending close/dup counts this instance remembers
+MAX_CLIENTS = 20_000  # clients whose last level this instance remembers
 MAX_LABELS = 32  # label counters per client (classes beyond hash into these)
 MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's update)
 
@@ -129,7 +130,6 @@ class ModelGuard:
         head = prior[:k] / prior[:k].sum() if k else prior
         self.prior_list = [float(v) for v in head]
         self.label_names = [f"y{i}" for i in range(k)]
-        self._carry: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
         s = self.settings
@@ -176,7 +176,6 @@ class ModelGuard:
 
     def forget_local(self) -> None:
         """Drop what this instance remembers (a cold start does this implicitly)."""
-        self._carry.clear()
         self._level.clear()
         self._memo = None
 
@@ -193,10 +192,6 @@ class ModelGuard:
             else:
                 for label, count in zip(*np.unique(sig.labels % MAX_LABELS, return_counts=True), strict=True):
                     counters[f"y{int(label)}"] = float(count)
-        pending = self._carry.pop(client, None)
-        if pending:
-            for name, amount in pending.items():
-                counters[name] = counters.get(name, 0.0) + amount
         epoch = int(now // EPOCH)
         weight = math.exp(self.decay * (now - epoch * EPOCH))
         global_counters = {f"{name}@{epoch}": amount * weight for name, amount in counters.items() if name[0] != "y"}
@@ -210,23 +205,16 @@ class ModelGuard:
             cost=n * self.settings.row_cost,
             client_bucket=self._suspect_bucket if level > 0 else self._bucket,
             global_bucket=self._global_bucket,
+            close_within=self.baseline.close_threshold,
+            count_dups=True,
         )
         view = self.state.update(obs, now)
-        close_d = min_sq_distances(sig.sketches, view.sketches)
-        close = float((close_d <= self.baseline.close_threshold).sum())
-        dup = float(min(view.client_dups, sig.n))
-        carry = {"close": close, "nc": n, "dup": dup, "nd": n}
-        self._carry[client] = carry
-        while len(self._carry) > MAX_CARRY:
-            self._carry.popitem(last=False)
         request = {
             "rows": n,
-            "ood": float(sig.ood.sum()),
-            "low": float(sig.low.sum()) if sig.low is not None else 0.0,
-            "close": close,
-            "dup": dup,
+            "ood": counters["ood"],
+            "low": counters.get("low", 0.0),
+            "dup": float(view.client_dups),
             "max_d2": float(np.max(sig.d2)) if sig.n else 0.0,
-            "min_close_d2": float(np.min(close_d)) if sig.n else 0.0,
         }
         if sig.margin is not None and sig.n:
             request["min_margin"] = float(np.min(sig.margin))
@@ -235,17 +223,7 @@ class ModelGuard:
     # --- the tests ------------------------------------------------------------------------------------
     def _judge(self, client: str, sig: RowSignals, view: Any, request: dict[str, float], now: float) -> Assessment:
         c = view.counters
-        # close/dup of this request are not in the shared counters yet (they travel with the next update)
-        counts = {
-            "n": c.get("n", 0.0),
-            "ood": c.get("ood", 0.0),
-            "m": c.get("m", 0.0),
-            "low": c.get("low", 0.0),
-            "nc": c.get("nc", 0.0) + request["rows"],
-            "close": c.get("close", 0.0) + request["close"],
-            "nd": c.get("nd", 0.0) + request["rows"],
-            "dup": c.get("dup", 0.0) + request["dup"],
-        }
+        counts = {name: c.get(name, 0.0) for name in ("n", "ood", "m", "low", "nc", "close", "nd", "dup")}
         llr = {
             "ood": self._llr("ood", counts["ood"], counts["n"]),
             "low": self._llr("low", counts["low"], counts["m"]),
@@ -270,7 +248,7 @@ class ModelGuard:
         if level:
             self._level[client] = (level, now + self.settings.level_memory)
             self._level.move_to_end(client)
-            while len(self._level) > MAX_CARRY:
+            while len(self._level) > MAX_CLIENTS:
                 self._level.popitem(last=False)
         else:
             self._level.pop(client, None)
@@ -319,7 +297,7 @@ class ModelGuard:
         scale = math.exp(-self.decay * (now - epoch * EPOCH))
         s = self.settings
         fired = []
-        for signal, k_name, n_name in (("ood", "ood", "n"), ("low", "low", "m"), ("close", "close", "nc")):
+        for signal, k_name, n_name in (("ood", "ood", "n"), ("low", "low", "m")):
             n = global_counters.get(f"{n_name}@{epoch}", 0.0) * scale
             if n < s.sybil_min_rows:
                 continue

@@ -42,6 +42,12 @@ class Observation:
     cost: float = 1.0  # tokens this request takes
     client_bucket: TokenBucket | None = None
     global_bucket: TokenBucket | None = None
+    # Counted inside the atomic update, so that they are exact however many instances a client hits:
+    # close_within >= 0 adds to counters "close" the sketches whose squared distance (int8 units) to the
+    # client's ring (and to earlier sketches of this request) is at most close_within, and to "nc" their
+    # number; count_dups adds client_dups to "dup" and the number of buckets to "nd".
+    close_within: float = -1.0
+    count_dups: bool = False
 
 
 @dataclass(frozen=True, slots=True)

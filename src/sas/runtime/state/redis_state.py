@@ -31,7 +31,20 @@ local ring_s = tonumber(ARGV[6])
 local cost = tonumber(ARGV[7])
 local c_rate, c_burst = tonumber(ARGV[8]), tonumber(ARGV[9])
 local g_rate, g_burst = tonumber(ARGV[10]), tonumber(ARGV[11])
-local i = 12
+local close_within = tonumber(ARGV[12])
+local count_dups = tonumber(ARGV[13])
+local i = 14
+
+local function bump(name, amount)
+  if redis.call('HEXISTS', KEYS[1], name) == 1 or redis.call('HLEN', KEYS[1]) < max_counters then
+    redis.call('HINCRBYFLOAT', KEYS[1], name, amount)
+  end
+end
+local function dec(s)
+  local t = {string.byte(s, 1, -1)}
+  for j = 1, #t do if t[j] > 127 then t[j] = t[j] - 256 end end
+  return t
+end
 
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -60,10 +73,28 @@ end
 if n > 0 then
   redis.call('LTRIM', KEYS[2], 0, ring_b - 1)
   redis.call('EXPIRE', KEYS[6], window_ttl)
+  if count_dups == 1 then bump('dup', dups); bump('nd', n) end
 end
 
 local sketches = redis.call('LRANGE', KEYS[3], 0, -1)
 n = tonumber(ARGV[i]); i = i + 1
+if close_within >= 0 and n > 0 then
+  local refs = {}
+  for _, s in ipairs(sketches) do refs[#refs + 1] = dec(s) end
+  local close = 0
+  for k = 0, n - 1 do
+    local v = dec(ARGV[i + k])
+    for _, r in ipairs(refs) do
+      if #r == #v then
+        local d = 0
+        for j = 1, #v do local x = r[j] - v[j]; d = d + x * x end
+        if d <= close_within then close = close + 1; break end
+      end
+    end
+    refs[#refs + 1] = v
+  end
+  bump('close', close); bump('nc', n)
+end
 for _ = 1, n do
   redis.call('LPUSH', KEYS[3], ARGV[i]); i = i + 1
 end
@@ -139,6 +170,7 @@ class RedisState(StateBackend):
         ]
         for bucket in (obs.client_bucket, obs.global_bucket):
             args += [repr(bucket.rate), repr(bucket.burst)] if bucket else ["0", "-1"]
+        args += [repr(float(obs.close_within)), 1 if obs.count_dups else 0]
         args.append(len(obs.counters))
         for name, amount in obs.counters.items():
             args += [name, repr(float(amount))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sas.runtime.state.base import MAX_COUNTERS, RECENT_BUCKETS, RECENT_SKETCHES, Observation, TokenBucket
@@ -27,12 +28,22 @@ class ClientSummary:
         dups = sum(1 for b in obs.buckets if b in recent)
         self.buckets = (self.buckets + list(obs.buckets))[-RECENT_BUCKETS:]
         before = list(self.sketches)
+        if obs.close_within >= 0 and obs.sketches:
+            self._add(MAX_COUNTERS, "close", float(count_close(before, obs.sketches, obs.close_within)))
+            self._add(MAX_COUNTERS, "nc", float(len(obs.sketches)))
+        if obs.count_dups and obs.buckets:
+            self._add(MAX_COUNTERS, "dup", float(dups))
+            self._add(MAX_COUNTERS, "nd", float(len(obs.buckets)))
         self.sketches = (self.sketches + list(obs.sketches))[-RECENT_SKETCHES:]
         allowed = True
         if obs.client_bucket is not None:
             allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
         self.seen = now
         return dups, before, allowed
+
+    def _add(self, limit: int, name: str, amount: float) -> None:
+        if name in self.counters or len(self.counters) < limit:
+            self.counters[name] = self.counters.get(name, 0.0) + amount
 
     def to_json(self) -> str:
         return json.dumps(
@@ -66,3 +77,25 @@ def take(tokens: float | None, stamp: float, bucket: TokenBucket, cost: float, n
     if current >= cost:
         return True, current - cost, now
     return False, current, now
+
+
+def count_close(ring: list[bytes], new: Sequence[bytes], within: float) -> int:
+    """How many ``new`` sketches (int8 vectors) lie within squared distance ``within`` of the ring or of an
+    earlier new one; the Redis script computes the same in Lua. numpy does the arithmetic (the detectors that
+    send sketches already import it; the state package itself stays importable without it)."""
+    import numpy as np
+
+    width = len(new[0])
+    if any(len(x) != width for x in new):
+        return 0
+    cur = np.frombuffer(b"".join(new), dtype=np.int8).reshape(-1, width).astype(np.int32)
+    kept = [r for r in ring if len(r) == width]
+    ref = np.frombuffer(b"".join(kept), dtype=np.int8).reshape(-1, width).astype(np.int32)
+    hits = 0
+    for i in range(cur.shape[0]):
+        pool = np.concatenate([ref, cur[:i]]) if i else ref
+        if pool.shape[0]:
+            diff = pool - cur[i]
+            if int(np.einsum("ij,ij->i", diff, diff).min()) <= within:
+                hits += 1
+    return hits
