@@ -86,7 +86,18 @@ DEEP_MODULES = (
     "hmac",
 )
 _CONTAINERS = (dict, list, set, bytearray)
-_SERVER_THREAD_MODULES = ("werkzeug", "gunicorn", "socketserver", "http.server", "waitress", "grpc")
+# Threads these start belong to the server around the function (gunicorn's gthread worker and the Azure
+# worker grow a ThreadPoolExecutor while requests come in): never reported. The price: a thread an attacker
+# starts through a concurrent.futures pool is not reported either.
+_SERVER_THREAD_MODULES = (
+    "werkzeug",
+    "gunicorn",
+    "socketserver",
+    "http.server",
+    "waitress",
+    "grpc",
+    "concurrent.futures",
+)
 
 
 def _resolve(module: str, dotted: str) -> Any:
