@@ -11,7 +11,7 @@ from sas.bench.runner import run_attack
 from sas.bench.targets import LocalTarget, MultiTarget
 
 
-@pytest.mark.parametrize("attack", ["uniform-random", "knockoff-natural"])
+@pytest.mark.parametrize("attack", ["uniform-random", "knockoff-natural", "jbda", "boundary-walk"])
 def test_an_attack_spread_round_robin_is_caught_within_10_percent(digits_task, private_redis, attack: str) -> None:
     t = digits_task
     single = LocalTarget(t.baseline, t.victim, private_redis.url, prefix=f"one-{attack}")
