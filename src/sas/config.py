@@ -10,7 +10,6 @@ no dependency, and it loads in every cold start.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,9 @@ ENV: dict[str, str] = {
     "manifest": "SAS_MANIFEST",  # path of the signed integrity manifest to verify at cold start
     "manifest_pub": "SAS_MANIFEST_PUB",  # path of the manifest public key
     "no_progress": "SAS_NO_PROGRESS",  # any value: never draw a progress line
+    "anchor": "SAS_ANCHOR",  # ledger anchor store: sqlite:PATH | redis://HOST:PORT/DB
+    "checkpoint_every": "SAS_CHECKPOINT_EVERY",  # ledger: sign a checkpoint every N events (default 1000)
+    "checkpoint_seconds": "SAS_CHECKPOINT_SECONDS",  # ledger: and at most T seconds after the oldest unsigned one
 }
 
 CONFIG_FILE_NAMES = ("sas.toml", ".sas.toml")
@@ -41,6 +43,8 @@ def load_file(path: str | os.PathLike[str]) -> Config:
         raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}") from None
+    import tomllib  # here, not at module level: compiling its regexes costs tens of ms of every cold start
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -67,6 +71,8 @@ def discover(start: str | os.PathLike[str] | None = None) -> Path | None:
             return base / name
     pyproject = base / "pyproject.toml"
     if pyproject.is_file():
+        import tomllib
+
         try:
             if "sas" in tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}):
                 return pyproject

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sas.config import ENV
 from sas.errors import ConfigError
 from sas.events.anchor import AnchorStore, open_anchor
 from sas.events.canonical import encode_entry, safe_origin
@@ -37,11 +38,11 @@ from sas.events.stores import Batch, CheckpointRecord, LedgerStore, open_store
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_CHECKPOINT_SECONDS = 10.0
 DEFAULT_ORIGIN_PREFIX = "sas-ledger"
-KEY_ENV = "SAS_SIGNING_KEY"
-ANCHOR_ENV = "SAS_ANCHOR"
+KEY_ENV = ENV["key"]
+ANCHOR_ENV = ENV["anchor"]
 WRITE_FAILED_EVENT = "ledger.writeFailed"  # the writer's own dropped-records report (see _append_loss)
-EVERY_ENV = "SAS_CHECKPOINT_EVERY"
-SECONDS_ENV = "SAS_CHECKPOINT_SECONDS"
+EVERY_ENV = ENV["checkpoint_every"]
+SECONDS_ENV = ENV["checkpoint_seconds"]
 
 
 def _after_fork(ref: weakref.ReferenceType[LedgerWriter]) -> None:
