@@ -79,9 +79,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         )
         fit_s = time.perf_counter() - t0
         results["tasks"][task] = {
-            "victim_accuracy_on_benign": float(
-                (victim.predict(split.x_benign) == victim.predict(split.x_benign)).mean()
-            ),
+            "victim_accuracy": float((victim.predict(split.x_benign) == split.y_benign).mean()),
             "baseline_fit_seconds": round(fit_s, 2),
             "signals": {k: {"p0": round(v.p0, 4), "p1": round(v.p1, 3)} for k, v in baseline.signals.items()},
             "alarms": {"extraction": baseline.extraction_alarm, "adversarial": baseline.adversarial_alarm},

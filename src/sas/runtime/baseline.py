@@ -213,10 +213,12 @@ def fit_baseline(
     mean = fit.mean(axis=0)
     cov = np.atleast_2d(np.cov(fit, rowvar=False))
     # Shrink the correlation, not the covariance: features on large scales (areas in the thousands next to
-    # ratios near 0.1) would otherwise swamp the identity term and erase the small ones. A (near-)constant
-    # feature gets a tenth of the average scale: the range check already catches movement where there is none.
+    # ratios near 0.1) would otherwise swamp the identity term and erase the small ones. A constant feature
+    # gets a hundredth of the median scale (per feature, never the mean: one feature in the thousands would
+    # flatten all the others); the range check already catches movement where there was none.
     std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    std = np.maximum(std, 0.1 * (float(std.mean()) or 1.0))
+    moving = std[std > 0]
+    std = np.maximum(std, 0.01 * (float(np.median(moving)) if moving.size else 1.0))
     corr = cov / np.outer(std, std)
     corr = (1.0 - shrinkage) * corr + shrinkage * np.eye(d)
     cov = corr * np.outer(std, std)

@@ -21,13 +21,15 @@ def test_near_duplicates_are_close_and_distinct_digits_are_not(digits) -> None:
     space = FeatureSpace(digits.baseline)
     rng = np.random.default_rng(0)
     rows = digits.split.x_benign[:50]
-    nudged = rows + rng.uniform(-0.005, 0.005, rows.shape)
+    # nudge the pixels benign digits use (moving a never-used one is a range violation: out of distribution)
+    live = digits.baseline.hi - digits.baseline.lo > 1.0
+    nudged = rows + rng.uniform(-0.02, 0.02, rows.shape) * live
     a, b = space.signals(rows, None), space.signals(nudged, None)
     near = [min_sq_distances(b.sketches[i : i + 1], [a.sketches[i].tobytes()])[0] for i in range(50)]
     far = [min_sq_distances(a.sketches[i + 1 : i + 2], [a.sketches[i].tobytes()])[0] for i in range(49)]
     assert max(near) <= digits.baseline.close_threshold < np.median(far)
     same_bucket = sum(x == y for x, y in zip(a.buckets, b.buckets, strict=True))
-    assert same_bucket >= 40  # LSH: a small move rarely crosses a (keyed, randomly offset) cell boundary
+    assert same_bucket >= 35  # LSH: a small move rarely crosses a (keyed, randomly offset) cell boundary
     assert len(set(a.buckets)) == 50
 
 

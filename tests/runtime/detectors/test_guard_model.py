@@ -147,5 +147,5 @@ def test_an_instance_forgets_a_block_after_level_memory_and_asks_the_store_again
     assert guard.known_level("c") == 2
     clock[0] += 61.0
     assert guard.known_level("c") == 0  # the shared counters decide again on the next request
-    row = digits.split.x_benign[0]
+    row = uniform_rows(digits.split, 1, seed=9)[0]
     assert guard.observe("c", row, probs(row[None])).extraction_level == 2  # ...and they still say block
