@@ -49,3 +49,16 @@ def test_margins_from_probabilities_and_labels_only(digits) -> None:
     assert sig.low is not None and sig.low.tolist() == [True, False, True, False]
     label_only = space.signals(rows, np.array([1, 2, 3, 4]))
     assert label_only.low is None and label_only.labels is not None
+
+
+def test_single_row_fast_path_matches_the_batch_path(digits) -> None:
+    space = FeatureSpace(digits.baseline)
+    rows = np.vstack(
+        [digits.split.x_benign[:40], np.full((1, 64), np.nan), np.full((1, 64), 1e300), np.full((1, 64), -1e300)]
+    )
+    batch = space.signals(rows, None)
+    for i in range(rows.shape[0]):
+        one = space.signals(rows[i : i + 1], None)
+        assert one.buckets[0] == batch.buckets[i]
+        assert one.sketches[0].tobytes() == batch.sketches[i].tobytes()
+        assert bool(one.ood[0]) == bool(batch.ood[i])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from sas.runtime.baseline import Baseline
 
 SKETCH_DIMS = 8
 SKETCH_SCALE = 16.0  # int8 sketch units per whitened standard deviation (range ±8 sd)
+Z_LIMIT = 1e12  # projected values are clamped here (and non-finite ones zeroed) before quantisation
 MAX_ROWS = 4096  # rows per request looked at individually; larger batches are subsampled (kept bounded)
 
 
@@ -71,6 +73,7 @@ class FeatureSpace:
         proj = _keyed_rng(self.key, b"projection").standard_normal((d, SKETCH_DIMS)) / np.sqrt(d)
         self.projection = np.ascontiguousarray(proj)
         self.offsets = _keyed_rng(self.key, b"offsets").uniform(0.0, 1.0, SKETCH_DIMS)
+        self.offset_list = [float(o) for o in self.offsets]
         self.projection_scaled = np.ascontiguousarray(proj * SKETCH_SCALE)
         self.cell_scale = 1.0 / (SKETCH_SCALE * max(baseline.lsh_width, 1e-6))
         self.mid = (baseline.hi + baseline.lo) / 2.0
@@ -97,20 +100,41 @@ class FeatureSpace:
         return x
 
     def signals(self, x: npt.NDArray[np.float64], outputs: Any) -> RowSignals:
+        if x.shape[0] == 1:
+            return self._one(x, outputs)
         u = (x - self.mean) @ self.whiten
         d2 = np.einsum("ij,ij->i", u, u)
         # NaN compares false: "not within" makes a non-finite row out of distribution
         ood = ~(d2 <= self.ood_threshold) | (np.abs(x - self.mid) > self.half).any(axis=1)
         z = u @ self.projection_scaled  # in sketch units
-        if not np.isfinite(z).all():
-            z[~np.isfinite(z)] = 0.0
-            z = np.clip(z, -1e6, 1e6)
+        z = np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -Z_LIMIT, Z_LIMIT)
         sketches = np.clip(z, -127, 127).round().astype(np.int8)
-        cells = np.floor(z * self.cell_scale + self.offsets).astype(np.int32)
+        cells = np.floor(z * self.cell_scale + self.offsets).astype("<i8")  # the bytes _one packs
         key = self.key[:64]
         buckets = [hashlib.blake2b(row.tobytes(), key=key, digest_size=8).hexdigest() for row in cells]
         margin, low, labels = self._margins(outputs, x.shape[0])
         return RowSignals(x.shape[0], d2, ood, margin, low, labels, sketches, buckets)
+
+    def _one(self, x: npt.NDArray[np.float64], outputs: Any) -> RowSignals:
+        """The same as :meth:`signals` for one row (the usual request), with 1-D operations: a third the cost."""
+        v = x[0]
+        u = (v - self.mean) @ self.whiten
+        d2 = float(u @ u)
+        ood = not d2 <= self.ood_threshold or bool((np.abs(v - self.mid) > self.half).any())
+        # eight values: plain Python beats numpy's per-call cost (np.clip alone costs more than this loop)
+        zl = [
+            t if -Z_LIMIT <= t <= Z_LIMIT else (math.copysign(Z_LIMIT, t) if math.isfinite(t) else 0.0)
+            for t in (u @ self.projection_scaled).tolist()
+        ]
+        sketch = bytes((127 if t > 127 else -127 if t < -127 else round(t)) & 0xFF for t in zl)
+        cs = self.cell_scale
+        cells = struct.pack(
+            f"<{SKETCH_DIMS}q", *[math.floor(t * cs + o) for t, o in zip(zl, self.offset_list, strict=True)]
+        )
+        bucket = hashlib.blake2b(cells, key=self.key[:64], digest_size=8).hexdigest()
+        margin, low, labels = self._margins(outputs, 1)
+        sketches = np.frombuffer(sketch, dtype=np.int8).reshape(1, SKETCH_DIMS)
+        return RowSignals(1, np.array([d2]), np.array([ood]), margin, low, labels, sketches, [bucket])
 
     def _margins(
         self, outputs: Any, n: int

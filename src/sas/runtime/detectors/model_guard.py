@@ -130,7 +130,9 @@ class ModelGuard:
         head = prior[:k] / prior[:k].sum() if k else prior
         self.prior_list = [float(v) for v in head]
         self.label_names = [f"y{i}" for i in range(k)]
-        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (level, until)
+        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._epoch = -1
+        self._global_names: dict[str, str] = {}  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
         s = self.settings
         self._bucket = TokenBucket(s.client_rate, s.client_burst)
@@ -182,10 +184,11 @@ class ModelGuard:
     # --- the one state update -------------------------------------------------------------------------
     def _update(self, client: str, sig: RowSignals, now: float) -> tuple[Any, dict[str, float]]:
         n = float(sig.n)
-        counters: dict[str, float] = {"n": n, "ood": float(sig.ood.sum())}
+        one = sig.n == 1
+        counters: dict[str, float] = {"n": n, "ood": float(sig.ood[0]) if one else float(sig.ood.sum())}
         if sig.low is not None:
             counters["m"] = n
-            counters["low"] = float(sig.low.sum())
+            counters["low"] = float(sig.low[0]) if one else float(sig.low.sum())
         if sig.labels is not None:
             if sig.n == 1:
                 counters[f"y{int(sig.labels[0]) % MAX_LABELS}"] = 1.0
@@ -194,7 +197,10 @@ class ModelGuard:
                     counters[f"y{int(label)}"] = float(count)
         epoch = int(now // EPOCH)
         weight = math.exp(self.decay * (now - epoch * EPOCH))
-        global_counters = {f"{name}@{epoch}": amount * weight for name, amount in counters.items() if name[0] != "y"}
+        if epoch != self._epoch:
+            self._epoch, self._global_names = epoch, {k: f"{k}@{epoch}" for k in ("n", "ood", "m", "low")}
+        names = self._global_names
+        global_counters = {names[k]: v * weight for k, v in counters.items() if k in names}
         level = self.known_level(client)
         obs = Observation(
             client=client,
@@ -214,10 +220,10 @@ class ModelGuard:
             "ood": counters["ood"],
             "low": counters.get("low", 0.0),
             "dup": float(view.client_dups),
-            "max_d2": float(np.max(sig.d2)) if sig.n else 0.0,
+            "max_d2": float(sig.d2[0]) if one else float(np.max(sig.d2)),
         }
-        if sig.margin is not None and sig.n:
-            request["min_margin"] = float(np.min(sig.margin))
+        if sig.margin is not None:
+            request["min_margin"] = float(sig.margin[0]) if one else float(np.min(sig.margin))
         return view, request
 
     # --- the tests ------------------------------------------------------------------------------------
