@@ -260,11 +260,13 @@ class Flood(Attack):
 
     def steps(self) -> None:
         benign = self.split.x_benign
-        while True:
-            self.ask(benign[self.rng.integers(0, benign.shape[0], self.rows_per_query)])
+        while True:  # distinct benign rows until the pool runs out: volume is the only thing wrong here
+            order = self.rng.permutation(benign.shape[0])
+            for start in range(0, order.size - self.rows_per_query + 1, self.rows_per_query):
+                self.ask(benign[order[start : start + self.rows_per_query]])
 
     def result(self) -> dict[str, float]:
-        return {"rows_served": float(sum(a.size for a in self.answers))}
+        return {"rows_served": float(sum(np.atleast_2d(x).shape[0] for x in self.xs))}
 
 
 ATTACKS: dict[str, type[Attack]] = {
