@@ -258,9 +258,14 @@ class ModelGuard:
                 self._level.popitem(last=False)
         else:
             self._level.pop(client, None)
-        counts.update({f"llr_{k}": round(v, 3) for k, v in llr.items()})
-        counts["llr_labels"] = round(labels, 3)
-        counts["llr_volume"] = round(volume, 3)
+        # raw floats: rounding for the ledger happens only when a detection is written
+        counts["llr_ood"], counts["llr_low"], counts["llr_close"], counts["llr_dup"] = (
+            llr["ood"],
+            llr["low"],
+            llr["close"],
+            llr["dup"],
+        )
+        counts["llr_labels"], counts["llr_volume"] = labels, volume
         return Assessment(
             client=client,
             rows=sig.n,
