@@ -2,10 +2,12 @@
 
 Per task: train the victim, fit the baseline on the defender's held-out rows (``sas baseline fit``'s code),
 run each attack against a fresh deployment, run a benign population, and the adaptive cases (query
-blinding, Sybil splitting over 50 ids, cold-start resets with per-instance memory state). With a Redis URL
+blinding, Sybil splitting over 50 ids, dilution with the attacker's own benign-looking queries, cold-start
+resets with per-instance memory state). With a Redis URL
 the plain attacks and the benign population run again over ``workers`` processes sharing Redis,
 round-robin, and once on a single instance using the same Redis (so the two differ only in the spreading).
-ART attacks join when the ``assess`` extra is installed.
+ART attacks join when the ``assess`` extra is installed. The baseline's secret key is random per run, so
+queries-to-detection move by a few queries from run to run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ ADAPTIVE: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("sybil-50", "jbda", {"clients": 50}),
     ("sybil-50", "knockoff-natural", {"clients": 50}),
     ("sybil-50", "boundary-walk", {"clients": 50}),
+    ("dilute-4", "jbda", {"dilute": 4}),
+    ("dilute-4", "knockoff-natural", {"dilute": 4}),
+    ("dilute-4", "boundary-walk", {"dilute": 4}),
     ("cold-start-reset-5", "jbda", {"reset_every": 5}),
     ("cold-start-reset-5", "knockoff-natural", {"reset_every": 5}),
     ("cold-start-reset-5", "uniform-random", {"reset_every": 5}),

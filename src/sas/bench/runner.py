@@ -45,6 +45,7 @@ class AttackOutcome:
     detector: str = ""
     throttled: int = 0
     ids_blocked: int = 0
+    cover_queries: int = 0  # benign rows the attacker sent to dilute its own
     result: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -82,14 +83,17 @@ def run_attack(
     reset_every: int = 0,
     blinding: float = 0.0,
     rate: float = 2.0,
+    dilute: int = 0,
 ) -> AttackOutcome:
     """Run one attack; ``clients`` > 1 spreads it round-robin over that many ids (Sybil), ``reset_every``
-    wipes the state every that many queries (cold-start resets)."""
+    wipes the state every that many queries (cold-start resets), ``dilute`` sends that many benign held-out
+    rows from the same client before each attack query (hiding in benign traffic)."""
     attack: Attack = ATTACKS[attack_name](split, victim, seed=seed, blinding=blinding)
     out = AttackOutcome(split.name, attack_name, attack.kind, deployment, variant)
     ids = [f"attacker-{seed}-{i}" for i in range(clients)]
     rate = 50.0 if attack.kind == "abuse" else rate
     clock = [1_000.0]
+    rng = np.random.default_rng(seed + 99)
     count = [0]
 
     live = list(ids)
@@ -98,6 +102,13 @@ def run_attack(
         if reset_every and count[0] and count[0] % reset_every == 0:
             target.reset()
         count[0] += 1
+        for _ in range(dilute):
+            cover = split.x_benign[int(rng.integers(0, split.x_benign.shape[0]))]
+            clock[0] += 1.0 / rate
+            reply = target.query(live[count[0] % len(live)] if live else ids[0], cover, clock[0])
+            out.cover_queries += 1
+            if [e for e in reply.events if e[2] in ids] and not out.detected:
+                out.detected, out.queries_to_detection, out.detector = True, count[0], reply.events[0][0]
         for _ in range(30):
             if not live:
                 raise Blocked
