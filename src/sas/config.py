@@ -21,7 +21,8 @@ ENV: dict[str, str] = {
     "config": "SAS_CONFIG",  # path of the configuration file
     "mode": "SAS_MODE",  # runtime mode: monitor | enforce
     "ledger": "SAS_LEDGER",  # forensics ledger sink: stdout | jsonl:PATH | sqlite:PATH
-    "state": "SAS_STATE",  # runtime state backend: memory | sqlite:PATH | redis://...
+    "state": "SAS_STATE",  # ML detector state backend: memory | sqlite:PATH | redis://...
+    "detector_key": "SAS_DETECTOR_KEY",  # secret for keyed projections/hashes, shared by every instance
     "key": "SAS_SIGNING_KEY",  # path of the Ed25519 private key for checkpoints
     "manifest": "SAS_MANIFEST",  # path of the signed integrity manifest to verify at cold start
     "manifest_pub": "SAS_MANIFEST_PUB",  # path of the manifest public key

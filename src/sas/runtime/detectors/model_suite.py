@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from sas.config import ENV
 from sas.runtime.baseline import as_baseline
 from sas.runtime.detectors.abuse import AbuseDetector
 from sas.runtime.detectors.adversarial import AdversarialDetector
@@ -40,7 +41,7 @@ def settings_from(table: Mapping[str, Any]) -> GuardSettings:
 
 
 def detector_key(env: Mapping[str, str]) -> bytes | None:
-    raw = env.get("SAS_DETECTOR_KEY", "")
+    raw = env.get(ENV["detector_key"], "")
     if not raw:
         return None
     try:
@@ -64,7 +65,7 @@ def model_detectors(
     if not isinstance(table, Mapping):
         table = {}
     if state is None:
-        spec = env.get("SAS_STATE") or str(table.get("state", "memory"))
+        spec = env.get(ENV["state"]) or str(table.get("state", "memory"))
         state = open_state(
             spec,
             prefix=str(table.get("prefix", "sas")),
