@@ -32,6 +32,7 @@ that already runs natively. The hook is a tripwire for Python-level compromise, 
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import ipaddress
 import os
@@ -118,6 +119,24 @@ def _in_importlib(depth: int = 40) -> bool:
             return True
         frame = frame.f_back
         depth -= 1
+    return False
+
+
+_AST_FILE = ast.__file__
+
+
+def _from_ast_parse() -> bool:
+    """Whether this compile comes straight from ``ast.parse``, which always compiles to a syntax tree only
+    (``PyCF_ONLY_AST``): no code object comes out of it, so nothing can run. ``ast.literal_eval`` goes through
+    it, and numpy's ``np.load`` reads every ``.npy``/``.npz`` header with ``literal_eval``.
+    """
+    frame: Any = sys._getframe(1)
+    for _ in range(8):  # a few hook frames, then compile's caller
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "parse" and frame.f_code.co_filename == _AST_FILE:
+            return True
+        frame = frame.f_back
     return False
 
 
@@ -380,6 +399,8 @@ class AuditPolicy:
             if _in_importlib():
                 if isinstance(filename, str) and filename.endswith(".py") and self.path_writable(filename):
                     self.violate("dynamic-code", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"import_from": filename})
+                return
+            if _from_ast_parse():
                 return
             source = args[0] if args else None
             preview = source[:120] if isinstance(source, (str, bytes)) else type(source).__name__
