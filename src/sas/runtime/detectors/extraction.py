@@ -41,8 +41,7 @@ class GuardedDetector(Detector):
             "risk": round(risk, 3),
             "alarm": round(alarm, 3),
             "level": "block" if level == 2 else "suspicious",
-            "counts": {k: round(v, 3) for k, v in a.counts.items()},
-            "request": {k: round(v, 3) for k, v in a.request.items()},
+            **self.guard.ledger_counts(a),
         }
         if a.sybil:
             details["sybil"] = list(a.sybil)

@@ -39,7 +39,7 @@ import numpy as np
 
 from sas.runtime.baseline import Baseline, Signal
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.features import FeatureSpace, RowSignals
+from sas.runtime.detectors.features import FeatureSpace, OneRow, RowSignals
 from sas.runtime.state.base import Observation, StateBackend, TokenBucket
 
 SIGNALS = ("ood", "low", "close", "dup")
@@ -47,6 +47,8 @@ EPOCH = 7 * 86_400.0  # decayed global counters restart every week (keeps e^{λt
 MAX_CLIENTS = 20_000  # clients whose last level this instance remembers
 MAX_LABELS = 32  # label counters per client (classes beyond hash into these)
 MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's update)
+_COUNT_NAMES = ("n", "ood", "m", "low", "nc", "close", "nd", "dup")
+_LABEL_NAMES = tuple(f"y{i}" for i in range(MAX_LABELS))
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class ModelGuard:
         self.clock = clock
         default = Signal(0.01, 0.3)
         self.terms = {s: _llr_terms(baseline.signals.get(s, default)) for s in SIGNALS}
+        # (hits counter, rows counter, log(p1/p0), log((1-p1)/(1-p0))) per test, in the order _judge reads
+        self._tests = tuple(
+            (k, n, *self.terms[k]) for k, n in (("ood", "n"), ("low", "m"), ("close", "nc"), ("dup", "nd"))
+        )
         self.p0 = {s: min(max(baseline.signals.get(s, default).p0, MIN_P0), 0.5) for s in SIGNALS}
         self.floor = max(baseline.extraction_alarm, baseline.adversarial_alarm)
         self.decay = math.log(2.0) / self.settings.sybil_half_life
@@ -134,6 +140,7 @@ class ModelGuard:
         self._epoch = -1
         self._global_names: dict[str, str] = {}  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
+        self._rounded: tuple[Assessment, dict[str, dict[str, float]]] | None = None
         s = self.settings
         self._bucket = TokenBucket(s.client_rate, s.client_burst)
         self._suspect_bucket = TokenBucket(s.suspect_rate, s.suspect_burst)
@@ -155,6 +162,18 @@ class ModelGuard:
         self._memo = (memo_key, inputs, result)
         return result
 
+    def ledger_counts(self, a: Assessment) -> dict[str, dict[str, float]]:
+        """The assessment's counters rounded for the ledger, once per request however many detectors write."""
+        memo = self._rounded
+        if memo is not None and memo[0] is a:
+            return memo[1]
+        rounded = {
+            "counts": {k: round(v, 3) for k, v in a.counts.items()},
+            "request": {k: round(v, 3) for k, v in a.request.items()},
+        }
+        self._rounded = (a, rounded)
+        return rounded
+
     def known_level(self, client: str) -> int:
         """The last level this instance saw for ``client`` (0 when unknown or stale); costs no round trip.
 
@@ -172,9 +191,12 @@ class ModelGuard:
     def observe(self, client: str, inputs: Any, outputs: Any, now: float | None = None) -> Assessment:
         now = self.clock() if now is None else now
         x = self.space.rows(inputs)
+        if x.shape[0] == 1:
+            view, request = self._update_one(client, self.space.one(x[0], outputs), now)
+            return self._judge(client, 1, view, request, now)
         sig = self.space.signals(x, outputs)
-        view_counts, request = self._update(client, sig, now)
-        return self._judge(client, sig, view_counts, request, now)
+        view, request = self._update(client, sig, now)
+        return self._judge(client, sig.n, view, request, now)
 
     def forget_local(self) -> None:
         """Drop what this instance remembers (a cold start does this implicitly)."""
@@ -226,23 +248,67 @@ class ModelGuard:
             request["min_margin"] = float(sig.margin[0]) if one else float(np.min(sig.margin))
         return view, request
 
+    def _update_one(self, client: str, r: OneRow, now: float) -> tuple[Any, dict[str, float]]:
+        """:meth:`_update` for one row, from plain values (the same counters, names and observation)."""
+        ood = 1.0 if r.ood else 0.0
+        counters: dict[str, float] = {"n": 1.0, "ood": ood}
+        low = 0.0
+        if r.low is not None:
+            low = 1.0 if r.low else 0.0
+            counters["m"] = 1.0
+            counters["low"] = low
+        if r.label is not None:
+            counters[_LABEL_NAMES[r.label % MAX_LABELS]] = 1.0
+        epoch = int(now // EPOCH)
+        weight = math.exp(self.decay * (now - epoch * EPOCH))
+        if epoch != self._epoch:
+            self._epoch, self._global_names = epoch, {k: f"{k}@{epoch}" for k in ("n", "ood", "m", "low")}
+        names = self._global_names
+        global_counters = {names["n"]: weight, names["ood"]: ood * weight}
+        if r.low is not None:
+            global_counters[names["m"]] = weight
+            global_counters[names["low"]] = low * weight
+        level = self.known_level(client)
+        obs = Observation(
+            client,
+            counters,
+            global_counters,
+            (r.bucket,),
+            (r.sketch,),
+            self.settings.row_cost,
+            self._suspect_bucket if level > 0 else self._bucket,
+            self._global_bucket,
+            self.baseline.close_threshold,
+            True,
+        )
+        view = self.state.update(obs, now)
+        request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(view.client_dups), "max_d2": r.d2}
+        if r.margin is not None:
+            request["min_margin"] = r.margin
+        return view, request
+
     # --- the tests ------------------------------------------------------------------------------------
-    def _judge(self, client: str, sig: RowSignals, view: Any, request: dict[str, float], now: float) -> Assessment:
+    def _judge(self, client: str, rows: int, view: Any, request: dict[str, float], now: float) -> Assessment:
         c = view.counters
-        counts = {name: c.get(name, 0.0) for name in ("n", "ood", "m", "low", "nc", "close", "nd", "dup")}
-        llr = {
-            "ood": self._llr("ood", counts["ood"], counts["n"]),
-            "low": self._llr("low", counts["low"], counts["m"]),
-            "close": self._llr("close", counts["close"], counts["nc"]),
-            "dup": self._llr("dup", counts["dup"], counts["nd"]),
-        }
+        get = c.get
+        counts = {name: get(name, 0.0) for name in _COUNT_NAMES}
+        floor = -self.floor
+        llrs = []
+        for k_name, n_name, up, down in self._tests:
+            n = counts[n_name]
+            if n <= 0:
+                llrs.append(0.0)
+                continue
+            k = min(max(counts[k_name], 0.0), n)
+            llrs.append(max(floor, k * up + (n - k) * down))
+        llr_ood, llr_low, llr_close, llr_dup = llrs
         labels = self._label_term(c)
         volume = 0.0
         expected = self.settings.expected_queries
         if counts["n"] > expected:
             volume = (counts["n"] - expected) / expected * self.baseline.extraction_alarm
-        extraction = llr["ood"] + llr["low"] + llr["close"] + labels + volume
-        adversarial = llr["dup"] + llr["close"] + llr["low"]
+        extraction = llr_ood + llr_low + llr_close + labels + volume
+        adversarial = llr_dup + llr_close + llr_low
         sybil = self._sybil(view.global_counters, now)
         factor = self.settings.sybil_factor if sybil else 1.0
         ext_alarm = self.baseline.extraction_alarm * factor
@@ -256,29 +322,28 @@ class ModelGuard:
             self._level.move_to_end(client)
             while len(self._level) > MAX_CLIENTS:
                 self._level.popitem(last=False)
-        else:
+        elif self._level:
             self._level.pop(client, None)
         # raw floats: rounding for the ledger happens only when a detection is written
-        counts["llr_ood"], counts["llr_low"], counts["llr_close"], counts["llr_dup"] = (
-            llr["ood"],
-            llr["low"],
-            llr["close"],
-            llr["dup"],
-        )
-        counts["llr_labels"], counts["llr_volume"] = labels, volume
+        counts["llr_ood"] = llr_ood
+        counts["llr_low"] = llr_low
+        counts["llr_close"] = llr_close
+        counts["llr_dup"] = llr_dup
+        counts["llr_labels"] = labels
+        counts["llr_volume"] = volume
         return Assessment(
-            client=client,
-            rows=sig.n,
-            extraction_risk=extraction,
-            adversarial_risk=adversarial,
-            extraction_level=ext_level,
-            adversarial_level=adv_level,
-            client_allowed=view.client_allowed,
-            global_allowed=view.global_allowed,
-            sybil=sybil,
-            degraded=view.degraded,
-            counts=counts,
-            request=request,
+            client,
+            rows,
+            extraction,
+            adversarial,
+            ext_level,
+            adv_level,
+            view.client_allowed,
+            view.global_allowed,
+            sybil,
+            view.degraded,
+            counts,
+            request,
         )
 
     def _llr(self, signal: str, k: float, n: float) -> float:

@@ -47,7 +47,7 @@ class MemoryState(StateBackend):
     def _client(self, name: str, now: float) -> ClientSummary:
         client = self._clients.get(name)
         if client is None or now - client.seen > self.client_ttl:
-            client = ClientSummary()
+            client = ClientSummary(cached=True)
             self._clients[name] = client
             while len(self._clients) > self.max_clients:
                 self._clients.popitem(last=False)

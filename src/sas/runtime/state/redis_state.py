@@ -8,8 +8,11 @@ idle clients cost nothing. The ``redis`` package is imported when this backend i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import hashlib
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, overload
 
 from sas.runtime.state.base import (
     MAX_COUNTERS,
@@ -21,52 +24,47 @@ from sas.runtime.state.base import (
     StateView,
 )
 
+# Sketches are stored biased (each byte + 128, as unsigned), so the script subtracts raw bytes without
+# decoding signs; the key name says so (``ck``), so a ring written by an older encoding is never misread.
+_BIAS = bytes((b + 128) & 0xFF for b in range(256))
+
 _SCRIPT = """
 local now = tonumber(ARGV[1])
-local client_ttl = tonumber(ARGV[2])
-local window_ttl = tonumber(ARGV[3])
-local max_counters = tonumber(ARGV[4])
-local ring_b = tonumber(ARGV[5])
-local ring_s = tonumber(ARGV[6])
-local cost = tonumber(ARGV[7])
+local cost = tonumber(ARGV[2])
+local client_ttl = tonumber(ARGV[3])
+local window_ttl = tonumber(ARGV[4])
+local max_counters = tonumber(ARGV[5])
+local ring_b = tonumber(ARGV[6])
+local ring_s = tonumber(ARGV[7])
 local c_rate, c_burst = tonumber(ARGV[8]), tonumber(ARGV[9])
 local g_rate, g_burst = tonumber(ARGV[10]), tonumber(ARGV[11])
 local close_within = tonumber(ARGV[12])
 local count_dups = tonumber(ARGV[13])
 local i = 14
 
+local nc = tonumber(ARGV[i]); i = i + 1
+-- Room for every name this request could add (its counters and close/nc/dup/nd): no per-name check needed.
+local free = redis.call('HLEN', KEYS[1]) + nc + 4 <= max_counters
 local function bump(name, amount)
-  if redis.call('HEXISTS', KEYS[1], name) == 1 or redis.call('HLEN', KEYS[1]) < max_counters then
+  if free or redis.call('HEXISTS', KEYS[1], name) == 1 or redis.call('HLEN', KEYS[1]) < max_counters then
     redis.call('HINCRBYFLOAT', KEYS[1], name, amount)
   end
 end
-local function dec(s)
-  local t = {string.byte(s, 1, -1)}
-  for j = 1, #t do if t[j] > 127 then t[j] = t[j] - 256 end end
-  return t
-end
-
+for _ = 1, nc do bump(ARGV[i], ARGV[i + 1]); i = i + 2 end
 local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local name, amount = ARGV[i], ARGV[i + 1]; i = i + 2
-  if redis.call('HEXISTS', KEYS[1], name) == 1 or redis.call('HLEN', KEYS[1]) < max_counters then
-    redis.call('HINCRBYFLOAT', KEYS[1], name, amount)
-  end
-end
-n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('HINCRBYFLOAT', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 
-local recent = redis.call('LRANGE', KEYS[2], 0, -1)
-local seen = {}
-for _, b in ipairs(recent) do seen[b] = true end
+-- near-duplicates: membership in the ring as it was before this request (LPOS scans it in C)
+n = tonumber(ARGV[i]); i = i + 1
 local dups = 0
 local counts = {}
-n = tonumber(ARGV[i]); i = i + 1
+for k = 0, n - 1 do
+  if redis.call('LPOS', KEYS[2], ARGV[i + k]) then dups = dups + 1 end
+end
 for _ = 1, n do
   local b = ARGV[i]; i = i + 1
-  if seen[b] then dups = dups + 1 end
   redis.call('LPUSH', KEYS[2], b)
   counts[#counts + 1] = redis.call('HINCRBY', KEYS[6], b, 1)
 end
@@ -76,19 +74,34 @@ if n > 0 then
   if count_dups == 1 then bump('dup', dups); bump('nd', n) end
 end
 
+-- too close: squared distance of each new sketch to the ring and to the earlier sketches of this request
 local sketches = redis.call('LRANGE', KEYS[3], 0, -1)
 n = tonumber(ARGV[i]); i = i + 1
 if close_within >= 0 and n > 0 then
+  local byte = string.byte
   local refs = {}
-  for _, s in ipairs(sketches) do refs[#refs + 1] = dec(s) end
+  for k = #sketches, 1, -1 do refs[#refs + 1] = sketches[k] end
   local close = 0
   for k = 0, n - 1 do
-    local v = dec(ARGV[i + k])
-    for _, r in ipairs(refs) do
-      if #r == #v then
-        local d = 0
-        for j = 1, #v do local x = r[j] - v[j]; d = d + x * x end
-        if d <= close_within then close = close + 1; break end
+    local v = ARGV[i + k]
+    local w = #v
+    if w == 8 then
+      local v1, v2, v3, v4, v5, v6, v7, v8 = byte(v, 1, 8)
+      for _, r in ipairs(refs) do
+        if #r == 8 then
+          local r1, r2, r3, r4, r5, r6, r7, r8 = byte(r, 1, 8)
+          local d = (r1 - v1) ^ 2 + (r2 - v2) ^ 2 + (r3 - v3) ^ 2 + (r4 - v4) ^ 2
+            + (r5 - v5) ^ 2 + (r6 - v6) ^ 2 + (r7 - v7) ^ 2 + (r8 - v8) ^ 2
+          if d <= close_within then close = close + 1; break end
+        end
+      end
+    else
+      for _, r in ipairs(refs) do
+        if #r == w then
+          local d = 0
+          for j = 1, w do local x = byte(r, j) - byte(v, j); d = d + x * x end
+          if d <= close_within then close = close + 1; break end
+        end
       end
     end
     refs[#refs + 1] = v
@@ -117,8 +130,56 @@ local g_ok = take(KEYS[7], g_rate, g_burst)
 
 for k = 1, 3 do redis.call('EXPIRE', KEYS[k], client_ttl) end
 redis.call('EXPIRE', KEYS[5], client_ttl)
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[5]), dups, counts, sketches, c_ok, g_ok}
+
+-- One bulk string: flags and dups, global bucket counts, counters, global counters (NUL-separated),
+-- then the sketch ring before this request, oldest first, each entry prefixed by its length.
+local ring = {}
+for k = #sketches, 1, -1 do ring[#ring + 1] = string.char(#sketches[k]) .. sketches[k] end
+return table.concat({
+  c_ok .. ' ' .. g_ok .. ' ' .. dups,
+  table.concat(counts, ' '),
+  table.concat(redis.call('HGETALL', KEYS[1]), '\\0'),
+  table.concat(redis.call('HGETALL', KEYS[5]), '\\0'),
+  table.concat(ring)
+}, '\\n')
 """
+
+
+class _Ring(Sequence[bytes]):
+    """The sketch ring of a reply, decoded only if someone reads it (the detectors count inside the script)."""
+
+    __slots__ = ("_blob", "_items")
+
+    def __init__(self, blob: bytes) -> None:
+        self._blob = blob
+        self._items: list[bytes] | None = None
+
+    def _decoded(self) -> list[bytes]:
+        if self._items is None:
+            items, blob, k = [], self._blob, 0
+            while k < len(blob):
+                size = blob[k]
+                items.append(blob[k + 1 : k + 1 + size].translate(_UNBIAS))
+                k += 1 + size
+            self._items = items
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        return self._decoded()[index]
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+
+_UNBIAS = bytes((b - 128) & 0xFF for b in range(256))
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
 class RedisState(StateBackend):
@@ -144,57 +205,123 @@ class RedisState(StateBackend):
         # A short socket timeout: a slow store must degrade to local state, not stall the request.
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._script: Any = self._redis.register_script(_SCRIPT)
+        self._noscript: type[BaseException] = redis.exceptions.NoScriptError
+        self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest().encode()
+        self._eval_head = _bulk(b"EVALSHA") + _bulk(self._sha) + _bulk(b"7")
+        self._load_head = _bulk(b"EVAL") + _bulk(_SCRIPT.encode()) + _bulk(b"7")
+        self._static: dict[tuple[Any, ...], bytes] = {}
+        # One connection of our own for the hot path: redis-py's client call costs ~50 us of Python per
+        # command (pool checkout, retries, argument encoding); sending pre-packed bytes on a held
+        # connection costs a few. A thread that finds it busy goes through the pool instead.
+        self._conn: Any = None
+        self._conn_pid = 0
+        self._conn_lock = threading.Lock()
 
-    def _keys(self, client: str, now: float) -> list[str]:
+    def _keys(self, client: str, now: float) -> bytes:
         p, window = self.prefix, int(now // self.window)
-        return [
-            f"{p}:c:{client}",
-            f"{p}:cb:{client}",
-            f"{p}:cs:{client}",
-            f"{p}:ct:{client}",
-            f"{p}:g",
-            f"{p}:gb:{window}",
-            f"{p}:gt",
-        ]
+        return b"".join(
+            _bulk(k.encode())
+            for k in (
+                f"{p}:c:{client}",
+                f"{p}:cb:{client}",
+                f"{p}:ck:{client}",
+                f"{p}:ct:{client}",
+                f"{p}:g",
+                f"{p}:gb:{window}",
+                f"{p}:gt",
+            )
+        )
+
+    def _static_args(self, obs: Observation) -> bytes:
+        """ARGV 3-13 (settings that rarely change), packed once per combination."""
+        key = (obs.client_bucket, obs.global_bucket, obs.close_within, obs.count_dups)
+        packed = self._static.get(key)
+        if packed is None:
+            args: list[Any] = [
+                int(self.client_ttl),
+                int(self.window * 2),
+                MAX_COUNTERS,
+                RECENT_BUCKETS,
+                RECENT_SKETCHES,
+            ]
+            for bucket in (obs.client_bucket, obs.global_bucket):
+                args += [repr(bucket.rate), repr(bucket.burst)] if bucket else ["0", "-1"]
+            args += [repr(float(obs.close_within)), 1 if obs.count_dups else 0]
+            packed = b"".join(_bulk(str(a).encode()) for a in args)
+            if len(self._static) > 64:
+                self._static.clear()
+            self._static[key] = packed
+        return packed
 
     def update(self, obs: Observation, now: float) -> StateView:
-        args: list[Any] = [
-            repr(now),
-            int(self.client_ttl),
-            int(self.window * 2),
-            MAX_COUNTERS,
-            RECENT_BUCKETS,
-            RECENT_SKETCHES,
-            repr(obs.cost),
-        ]
-        for bucket in (obs.client_bucket, obs.global_bucket):
-            args += [repr(bucket.rate), repr(bucket.burst)] if bucket else ["0", "-1"]
-        args += [repr(float(obs.close_within)), 1 if obs.count_dups else 0]
-        args.append(len(obs.counters))
-        for name, amount in obs.counters.items():
-            args += [name, repr(float(amount))]
-        args.append(len(obs.global_counters))
-        for name, amount in obs.global_counters.items():
-            args += [name, repr(float(amount))]
-        args.append(len(obs.buckets))
-        args += list(obs.buckets)
-        args.append(len(obs.sketches))
-        args += list(obs.sketches)
+        parts = [_bulk(repr(now).encode()), _bulk(repr(float(obs.cost)).encode()), self._static_args(obs)]
+        count = 13
+        for table in (obs.counters, obs.global_counters):
+            parts.append(_bulk(b"%d" % len(table)))
+            for name, amount in table.items():
+                parts.append(_bulk(name.encode()))
+                parts.append(_bulk(repr(float(amount)).encode()))
+            count += 1 + 2 * len(table)
+        parts.append(_bulk(b"%d" % len(obs.buckets)))
+        parts.extend(_bulk(b.encode()) for b in obs.buckets)
+        parts.append(_bulk(b"%d" % len(obs.sketches)))
+        parts.extend(_bulk(sk.translate(_BIAS)) for sk in obs.sketches)
+        count += 2 + len(obs.buckets) + len(obs.sketches)
+        body = self._keys(obs.client, now) + b"".join(parts)
         try:
-            raw = self._script(keys=self._keys(obs.client, now), args=args)
+            raw = self._send(b"*%d\r\n" % (count + 10), body)
         except self._errors as exc:
             raise StateError(f"redis update failed: {exc}") from exc
-        counters, global_counters, dups, counts, sketches, c_ok, g_ok = raw
-        return StateView(
-            _pairs(counters),
-            _pairs(global_counters),
-            int(dups),
-            [int(c) for c in counts],
-            list(reversed(sketches)),  # LPUSH keeps newest first; callers get oldest first
-            bool(c_ok),
-            bool(g_ok),
-        )
+        try:
+            flags, counts, counters, global_counters, ring = bytes(raw).split(b"\n", 4)
+            c_ok, g_ok, dups = flags.split()
+            return StateView(
+                _pairs(counters),
+                _pairs(global_counters),
+                int(dups),
+                [int(c) for c in counts.split()],
+                _Ring(ring),
+                c_ok == b"1",
+                g_ok == b"1",
+            )
+        except (ValueError, TypeError) as exc:
+            raise StateError(f"redis reply not understood: {exc}") from exc
+
+    def _send(self, head: bytes, body: bytes) -> Any:
+        """EVALSHA on the held connection (EVAL once if the server lost the script); the pool when busy."""
+        if not self._conn_lock.acquire(blocking=False):
+            return self._pooled(head, body)
+        try:
+            conn = self._conn
+            if conn is None or self._conn_pid != os.getpid():  # a forked child never shares the parent's socket
+                conn = self._conn = self._redis.connection_pool.make_connection()
+                self._conn_pid = os.getpid()
+            try:
+                conn.send_packed_command([head + self._eval_head + body], check_health=False)
+                return conn.read_response()
+            except self._noscript:
+                conn.send_packed_command([head + self._load_head + body], check_health=False)
+                return conn.read_response()
+            except BaseException:
+                conn.disconnect()  # never read a half-finished reply on the next request
+                raise
+        finally:
+            self._conn_lock.release()
+
+    def _pooled(self, head: bytes, body: bytes) -> Any:
+        conn = self._redis.connection_pool.get_connection()
+        try:
+            try:
+                conn.send_packed_command([head + self._eval_head + body])
+                return conn.read_response()
+            except self._noscript:
+                conn.send_packed_command([head + self._load_head + body])
+                return conn.read_response()
+            except BaseException:
+                conn.disconnect()
+                raise
+        finally:
+            self._redis.connection_pool.release(conn)
 
     def client_counters(self, client: str) -> Mapping[str, float]:
         try:
@@ -212,8 +339,15 @@ class RedisState(StateBackend):
             raise StateError(f"redis reset failed: {exc}") from exc
 
     def close(self) -> None:
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.disconnect()
+                self._conn = None
         self._redis.close()
 
 
-def _pairs(flat: list[bytes]) -> dict[str, float]:
-    return {flat[i].decode(): float(flat[i + 1]) for i in range(0, len(flat), 2)}
+def _pairs(flat: bytes) -> dict[str, float]:
+    if not flat:
+        return {}
+    parts = flat.split(b"\0")
+    return dict(zip(map(bytes.decode, parts[::2]), map(float, parts[1::2]), strict=True))

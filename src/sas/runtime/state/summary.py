@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sas.runtime.state.base import MAX_COUNTERS, RECENT_BUCKETS, RECENT_SKETCHES, Observation, TokenBucket
 
 
-@dataclass
+@dataclass(slots=True)
 class ClientSummary:
     counters: dict[str, float] = field(default_factory=dict)
     buckets: list[str] = field(default_factory=list)  # oldest first, at most RECENT_BUCKETS
@@ -18,30 +19,85 @@ class ClientSummary:
     tokens: float | None = None
     stamp: float = 0.0
     seen: float = 0.0
+    # Caches for a summary that lives across requests (memory backend; ``cached=True``). Not serialised:
+    # the SQLite backend rebuilds its summary per request and would only pay for building them.
+    cached: bool = field(default=False, repr=False, compare=False)
+    _index: dict[str, int] | None = field(default=None, repr=False, compare=False)  # ring id -> occurrences
+    _ring: _SketchRing | None = field(default=None, repr=False, compare=False)
 
     def apply(self, obs: Observation, now: float) -> tuple[int, list[bytes], bool]:
         """Add ``obs``; returns (near-duplicate hits, sketches before this request, token bucket allowed)."""
-        for name, amount in obs.counters.items():
-            if name in self.counters or len(self.counters) < MAX_COUNTERS:
-                self.counters[name] = self.counters.get(name, 0.0) + float(amount)
-        # a request usually carries one bucket: scanning the 256-id ring beats building a set of it
-        recent = self.buckets if len(obs.buckets) <= 4 else set(self.buckets)
-        dups = sum(1 for b in obs.buckets if b in recent)
-        self.buckets.extend(obs.buckets)
-        del self.buckets[:-RECENT_BUCKETS]
+        counters = self.counters
+        if len(counters) + len(obs.counters) + 4 <= MAX_COUNTERS:  # room even if every name is new
+            for name, amount in obs.counters.items():
+                counters[name] = counters.get(name, 0.0) + float(amount)
+        else:
+            for name, amount in obs.counters.items():
+                if name in counters or len(counters) < MAX_COUNTERS:
+                    counters[name] = counters.get(name, 0.0) + float(amount)
+        new_buckets = obs.buckets
+        dups = self._dups(new_buckets)
         before = list(self.sketches)
-        if obs.close_within >= 0 and obs.sketches:
-            self._add(MAX_COUNTERS, "close", float(count_close(before, obs.sketches, obs.close_within)))
-            self._add(MAX_COUNTERS, "nc", float(len(obs.sketches)))
-        if obs.count_dups and obs.buckets:
+        new_sketches = obs.sketches
+        if obs.close_within >= 0 and new_sketches:
+            ring = self._ring
+            if self.cached and len(new_sketches) == 1:
+                if ring is None or ring.width != len(new_sketches[0]):
+                    ring = self._ring = _SketchRing(len(new_sketches[0]), before)
+                close = ring.close_then_push(new_sketches[0], obs.close_within)
+                ring = None  # already pushed
+            else:
+                close = count_close(before, new_sketches, obs.close_within)
+            self._add(MAX_COUNTERS, "close", float(close))
+            self._add(MAX_COUNTERS, "nc", float(len(new_sketches)))
+        else:
+            ring = self._ring
+        if obs.count_dups and new_buckets:
             self._add(MAX_COUNTERS, "dup", float(dups))
-            self._add(MAX_COUNTERS, "nd", float(len(obs.buckets)))
-        self.sketches = (self.sketches + list(obs.sketches))[-RECENT_SKETCHES:]
+            self._add(MAX_COUNTERS, "nd", float(len(new_buckets)))
+        if new_sketches:
+            self.sketches.extend(new_sketches)
+            del self.sketches[:-RECENT_SKETCHES]
+            if ring is not None:
+                for sketch in new_sketches:
+                    ring.push(sketch)
         allowed = True
         if obs.client_bucket is not None:
             allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
         self.seen = now
         return dups, before, allowed
+
+    def _dups(self, new: Sequence[str]) -> int:
+        """How many of ``new`` are in the ring as it was before this request; then appends them."""
+        ring = self.buckets
+        if not new:
+            return 0
+        if not self.cached:
+            # a request usually carries one bucket: scanning the 256-id ring beats building a set of it
+            recent = ring if len(new) <= 4 else set(ring)
+            dups = sum(1 for b in new if b in recent)
+            ring.extend(new)
+            del ring[:-RECENT_BUCKETS]
+            return dups
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for b in ring:
+                index[b] = index.get(b, 0) + 1
+        dups = sum(1 for b in new if b in index)
+        for b in new:
+            index[b] = index.get(b, 0) + 1
+        ring.extend(new)
+        excess = len(ring) - RECENT_BUCKETS
+        if excess > 0:
+            for old in ring[:excess]:
+                left = index[old] - 1
+                if left:
+                    index[old] = left
+                else:
+                    del index[old]
+            del ring[:excess]
+        return dups
 
     def _add(self, limit: int, name: str, amount: float) -> None:
         if name in self.counters or len(self.counters) < limit:
@@ -79,6 +135,49 @@ def take(tokens: float | None, stamp: float, bucket: TokenBucket, cost: float, n
     if current >= cost:
         return True, current - cost, now
     return False, current, now
+
+
+class _SketchRing:
+    """The sketch ring as one matrix, so a one-sketch request costs one product (memory backend).
+
+    Row ``i`` holds ``[r, −|r|²/2]`` for ring entry ``r``; for a new sketch ``v``, ``[v, 1]`` times it is
+    ``(|v|² − d²(v, r)) / 2``, so the smallest squared distance is ``|v|² − 2·max``: integers and halves,
+    exact in float64, hence the same count as :func:`count_close`. Empty slots and entries of another width
+    hold ``−inf`` (never close), as :func:`count_close` ignores them.
+    """
+
+    __slots__ = ("matrix", "pos", "width")
+
+    def __init__(self, width: int, ring: Sequence[bytes]) -> None:
+        import numpy as np
+
+        self.width = width
+        self.matrix = np.zeros((RECENT_SKETCHES, width + 1))
+        self.matrix[:, width] = -np.inf
+        self.pos = 0
+        for sketch in ring[-RECENT_SKETCHES:]:
+            self.push(sketch)
+
+    def push(self, sketch: bytes) -> None:
+        if len(sketch) == self.width:
+            values = memoryview(sketch).cast("b").tolist()
+            self.matrix[self.pos] = [*values, -0.5 * sum(v * v for v in values)]
+        else:
+            self.matrix[self.pos] = [*([0.0] * self.width), -math.inf]
+        self.pos = (self.pos + 1) % RECENT_SKETCHES
+
+    def close_then_push(self, sketch: bytes, within: float) -> int:
+        """1 when ``sketch`` is within squared distance ``within`` of a ring entry; then it joins the ring."""
+        import numpy as np
+
+        values = memoryview(sketch).cast("b").tolist()
+        norm = sum(v * v for v in values)
+        row = [*values, 1.0]
+        best = max((self.matrix @ np.array(row, dtype=np.float64)).tolist())
+        row[self.width] = -0.5 * norm
+        self.matrix[self.pos] = row
+        self.pos = (self.pos + 1) % RECENT_SKETCHES
+        return int(norm - 2.0 * best <= within)
 
 
 def count_close(ring: list[bytes], new: Sequence[bytes], within: float) -> int:
