@@ -59,3 +59,10 @@ def test_deeply_nested_input_is_refused_not_a_crash() -> None:
         deep = [deep]
     with pytest.raises((SchemaError, RecursionError)):
         validate_features({"features": deep}, SCHEMA)
+
+
+def test_finite_features_whose_sum_overflows_are_accepted() -> None:
+    # the NaN/Inf check first looks at the row's sum; an overflowing sum must fall back to each value
+    validate_features({"x": [1e308, 1e308, 5.0]}, InputSchema(field="x", shape=(3,)))
+    with pytest.raises(SchemaError, match="feature 2 is NaN"):
+        validate_features({"x": [1e308, 1e308, math.nan]}, InputSchema(field="x", shape=(3,)))

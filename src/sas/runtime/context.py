@@ -10,11 +10,20 @@ request that caused it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+_fast_loads: Callable[[bytes], Any] | None
+try:  # a core dependency (the ledger uses it); ~5x faster than json.loads on a feature vector
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover
+    _fast_loads = None
+# orjson reads an integer beyond 64 bits as a float; json.loads keeps it an int. Bodies with a run of 19 digits
+# take the stdlib (found by mapping every digit to "0" and searching: ~10x faster than a regular expression).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 # Sentinel for "the body is not valid JSON", distinct from a JSON ``null``.
 INVALID_JSON: Any = object()
 _UNPARSED: Any = object()
@@ -65,12 +74,29 @@ class RequestContext:
         elif not self.body.strip():
             value = None
         else:
-            try:
-                value = json.loads(self.body)
-            except (ValueError, RecursionError):
-                value = INVALID_JSON
+            value = _loads(self.body)
         self._parsed[0] = value
         return value
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads`` semantics, through orjson when it can.
+
+    orjson accepts a strict subset of what the stdlib accepts (no ``NaN``/``Infinity`` tokens, no integers
+    beyond 64 bits, no lone surrogates) and returns the same types for it, so whatever it refuses goes to the
+    stdlib parser: the result is always what ``json.loads`` would give, and the schema check still sees (and
+    refuses) a ``NaN`` feature. Integers too long for 64 bits, which orjson would turn into floats, are left to
+    the stdlib as well.
+    """
+    if _fast_loads is not None and isinstance(body, bytes) and _LONG_RUN not in body.translate(_DIGITS_TO_ZERO):
+        try:
+            return _fast_loads(body)
+        except ValueError:
+            pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return INVALID_JSON
 
 
 _CURRENT: ContextVar[RequestContext | None] = ContextVar("sas_request", default=None)

@@ -43,6 +43,7 @@ from sas.runtime.policy import RuntimePolicy, parse_policy
 from sas.taxonomy import THREAT_CATEGORY, Severity, Threat
 
 R = TypeVar("R")
+_clock = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -339,7 +340,7 @@ class Shield:
         Adapters build ``ctx`` and the two callables; everything else (detectors, monitors, the summary
         event) happens here, the same way on every platform.
         """
-        inv = _Invocation(ctx, time.perf_counter())
+        inv = _Invocation(ctx, _clock())
         inv_token = _INVOCATION.set(inv)
         ctx_token = set_current(ctx)
         self.counts["invocations"] += 1
@@ -379,12 +380,10 @@ class Shield:
                 extra = contamination.after()
             except Exception as exc:  # a monitor bug must not fail the invocation
                 extra = {"monitor_error": f"{type(exc).__name__}: {exc}"[:200]}
-        calls = self._sdk.drain() if self._sdk is not None else []
+        sdk = self._sdk
+        calls = sdk.drain() if sdk is not None and sdk.calls else None
         if self.policy.invocation_events:
-            details: dict[str, Any] = {
-                "duration_ms": round((time.perf_counter() - inv.start) * 1000, 3),
-                "size": inv.ctx.size,
-            }
+            details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1000, 3), "size": inv.ctx.size}
             if inv.detections:
                 details["detections"] = inv.detections
             if inv.blocked_status:

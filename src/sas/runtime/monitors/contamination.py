@@ -21,6 +21,7 @@ rewritten later is not seen here (the audit hook records writes outside ``tmp_di
 from __future__ import annotations
 
 import fnmatch
+import operator
 import os
 import shutil
 import sys
@@ -100,6 +101,9 @@ _SERVER_THREAD_MODULES = (
 )
 
 
+_NONES = (None,) * len(CRITICAL_FUNCTIONS)  # the getattr default, one per watched function
+
+
 def _resolve(module: str, dotted: str) -> Any:
     obj: Any = sys.modules.get(module)
     for part in dotted.split("."):
@@ -123,9 +127,15 @@ class ContaminationMonitor:
         self._threads_before: set[int] = set()
         self._children_before: set[int] = set()
         self._critical: list[tuple[str, Any, str, Any]] = []
+        # the same entries as parallel tuples, so that the per-invocation check runs as two C-level map()s
+        self._critical_owners: tuple[Any, ...] = ()
+        self._critical_attrs: tuple[str, ...] = ()
+        self._critical_originals: tuple[Any, ...] = ()
         self._tmp_seen_mtime = 0
         self._thread_count = 0
         self._deep: dict[tuple[str, str], Any] = {}
+        # the deep sweep's entries per module: (module name, names, originals), compared in C like the above
+        self._deep_groups: list[tuple[str, tuple[str, ...], tuple[Any, ...]]] = []
         self._state: list[tuple[str, str, Any, int]] = []
         self._spawn_mark = 0
 
@@ -143,14 +153,21 @@ class ContaminationMonitor:
             original = getattr(owner, attr, None) if owner is not None else None
             if original is not None:
                 self._critical.append((f"{module_name}.{dotted}", owner, attr, original))
+        self._critical_owners = tuple(c[1] for c in self._critical)
+        self._critical_attrs = tuple(c[2] for c in self._critical)
+        self._critical_originals = tuple(c[3] for c in self._critical)
         self._deep = {}
+        self._deep_groups = []
         for module_name in ("builtins", *DEEP_MODULES):
             module = sys.modules.get(module_name)
             if module is None:
                 continue
+            names = []
             for name, value in list(vars(module).items()):
                 if callable(value):
                     self._deep[(module_name, name)] = value
+                    names.append(name)
+            self._deep_groups.append((module_name, tuple(names), tuple(self._deep[(module_name, n)] for n in names)))
         self._state = []
         # the function's own modules: files directly in the code directory (handler.py, app.py). Deeper files
         # there are usually vendored dependencies (pip install -t .), whose caches grow legitimately.
@@ -218,7 +235,8 @@ class ContaminationMonitor:
     def after(self) -> dict[str, Any]:
         summary: dict[str, Any] = {}
         deep = self.invocations % self.policy.deep_every == 0
-        if threading.active_count() > 1 and (deep or threading.active_count() >= self._thread_count):
+        threads = threading.active_count()
+        if threads > 1 and (deep or threads >= self._thread_count):
             self._check_threads()
         if deep or self._spawned() != self._spawn_mark:
             self._check_children()
@@ -282,13 +300,29 @@ class ContaminationMonitor:
                 )
             )
 
+    def _critical_unchanged(self) -> bool:
+        """One identity comparison per watched function, in C: ``is``, never ``==`` (a replacement could
+        define ``__eq__``)."""
+        current = map(getattr, self._critical_owners, self._critical_attrs, _NONES)
+        return all(map(operator.is_, current, self._critical_originals))
+
+    def _deep_unchanged(self) -> bool:
+        for module_name, names, originals in self._deep_groups:
+            module = sys.modules.get(module_name)
+            if module is None:
+                continue
+            if not all(map(operator.is_, map(vars(module).get, names), originals)):
+                return False
+        return True
+
     def _check_functions(self, deep: bool) -> None:
         replaced = []
-        for name, owner, attr, original in self._critical:
-            if getattr(owner, attr, None) is not original and f"fn:{name}" not in self._reported:
-                self._reported.add(f"fn:{name}")
-                replaced.append(name)
-        if deep:
+        if not self._critical_unchanged():
+            for name, owner, attr, original in self._critical:
+                if getattr(owner, attr, None) is not original and f"fn:{name}" not in self._reported:
+                    self._reported.add(f"fn:{name}")
+                    replaced.append(name)
+        if deep and not self._deep_unchanged():
             for (module_name, name), original in self._deep.items():
                 module = sys.modules.get(module_name)
                 key = f"fn:{module_name}.{name}"

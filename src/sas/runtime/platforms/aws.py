@@ -75,6 +75,10 @@ def _get(mapping: Any, *path: str) -> str:
     return str(node) if node not in (None, "") else ""
 
 
+def _str(value: Any) -> str:
+    return str(value) if value not in (None, "") else ""
+
+
 def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
     kind = event_kind(event)
     policy = shield.policy
@@ -104,9 +108,10 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         headers = {str(k).lower(): str(v[-1]) for k, v in event["multiValueHeaders"].items() if v}
     body = _body(event)
     if kind in {"http-api", "function-url"}:
-        method = _get(rc, "http", "method")
-        path = str(event.get("rawPath", "") or _get(rc, "http", "path"))
-        peer = _get(rc, "http", "sourceIp")
+        http = rc["http"]  # event_kind checked it is a dict
+        method = _str(http.get("method"))
+        path = str(event.get("rawPath", "") or _str(http.get("path")))
+        peer = _str(http.get("sourceIp"))
         principal = (
             _get(rc, "authorizer", "jwt", "claims", "sub")
             or _get(rc, "authorizer", "lambda", "principalId")

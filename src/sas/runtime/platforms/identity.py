@@ -55,14 +55,15 @@ def client_ip(peer: str, forwarded_for: str, proxies: Sequence[Network], *, plat
     return peer
 
 
+_PREFIXES = {"principal": "principal:", "api_key": "api_key:", "source_ip": "ip:"}
+
+
 def client_identity(
     policy: RuntimePolicy, *, principal: str = "", api_key: str = "", source_ip: str = ""
 ) -> tuple[str, str]:
     """(client_id, source) following the configured order; ``("anonymous", "")`` when nothing is known."""
-    values = {"principal": principal, "api_key": api_key, "source_ip": source_ip}
-    prefixes = {"principal": "principal:", "api_key": "api_key:", "source_ip": "ip:"}
     for source in policy.identity_order:
-        value = values[source]
+        value = principal if source == "principal" else api_key if source == "api_key" else source_ip
         if value:
-            return prefixes[source] + value, source
+            return _PREFIXES[source] + value, source
     return "anonymous", ""
