@@ -50,7 +50,12 @@ class FallbackState(StateBackend):
                 self._down_since = self._clock()
             else:
                 self._down_since = None
-                self.local.update(obs, now)  # keep local state warm for the next outage
+                # keep local state warm for the next outage: a memory store mirrors the shared view (cheap,
+                # and it carries every instance's counts); another kind replays the observation
+                if isinstance(self.local, MemoryState):
+                    self.local.mirror(obs, view, now)
+                else:
+                    self.local.update(obs, now)
                 return view
         view = self.local.update(obs, now)
         return StateView(

@@ -44,6 +44,28 @@ class MemoryState(StateBackend):
                 )
             return StateView(dict(client.counters), dict(self._global), dups, counts, before, client_ok, global_ok)
 
+    def mirror(self, obs: Observation, view: StateView, now: float) -> None:
+        """Keep this store ready to take over from a shared one (:class:`~.fallback.FallbackState`).
+
+        The counters become the shared store's (every instance's queries, not only this one's), so an
+        outage continues the sequential tests from where the shared state had them; this request's bucket
+        ids and sketches join the local rings and its cost is taken from the local token buckets. Cheaper
+        than replaying the observation (no distance or duplicate counting, which the shared store did).
+        """
+        with self._lock:
+            client = self._client(obs.client, now)
+            client.mirror(obs, view.counters, now)
+            self._global = dict(view.global_counters)
+            window = int(now // self.window)
+            if window != self._window_index:
+                self._window_index, self._global_buckets = window, {}
+            for b in obs.buckets:
+                self._global_buckets[b] = self._global_buckets.get(b, 0) + 1
+            if obs.global_bucket is not None:
+                _, self._global_tokens, self._global_stamp = take(
+                    self._global_tokens, self._global_stamp, obs.global_bucket, obs.cost, now
+                )
+
     def _client(self, name: str, now: float) -> ClientSummary:
         client = self._clients.get(name)
         if client is None or now - client.seen > self.client_ttl:

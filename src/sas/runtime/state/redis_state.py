@@ -24,8 +24,13 @@ from sas.runtime.state.base import (
     StateView,
 )
 
-# Sketches are stored biased (each byte + 128, as unsigned), so the script subtracts raw bytes without
-# decoding signs; the key name says so (``ck``), so a ring written by an older encoding is never misread.
+# Layout: one hash per client (counters; token bucket and both rings under NUL-prefixed field names, which no
+# counter name starts with), one global hash (counters and the global token bucket), one hash of bucket
+# counts per window. Redis on a busy host costs a few microseconds per command a script issues, so the
+# script issues eight for a one-row request: it reads both hashes whole, does the arithmetic in Lua and
+# writes each back with one HSET. Sketches are stored biased (each byte + 128), so the script subtracts
+# raw bytes without decoding signs. Key names differ from the earlier layout (``u``, ``G``), so state
+# written by an older version is never misread (it expires).
 _BIAS = bytes((b + 128) & 0xFF for b in range(256))
 
 _SCRIPT = """
@@ -41,50 +46,84 @@ local g_rate, g_burst = tonumber(ARGV[10]), tonumber(ARGV[11])
 local close_within = tonumber(ARGV[12])
 local count_dups = tonumber(ARGV[13])
 local i = 14
+local byte, sub, find, char = string.byte, string.sub, string.find, string.char
 
-local nc = tonumber(ARGV[i]); i = i + 1
--- Room for every name this request could add (its counters and close/nc/dup/nd): no per-name check needed.
-local free = redis.call('HLEN', KEYS[1]) + nc + 4 <= max_counters
-local function bump(name, amount)
-  if free or redis.call('HEXISTS', KEYS[1], name) == 1 or redis.call('HLEN', KEYS[1]) < max_counters then
-    redis.call('HINCRBYFLOAT', KEYS[1], name, amount)
+local function load(key)
+  local flat = redis.call('HGETALL', key)
+  local vals, meta, size = {}, {}, 0
+  for k = 1, #flat, 2 do
+    local name = flat[k]
+    if byte(name, 1) == 0 then meta[name] = flat[k + 1]
+    else vals[name] = tonumber(flat[k + 1]); size = size + 1 end
   end
+  return vals, meta, size
 end
-for _ = 1, nc do bump(ARGV[i], ARGV[i + 1]); i = i + 2 end
+local counters, cmeta, size = load(KEYS[1])
+local globals, gmeta = load(KEYS[2])
+local changed, gchanged = {}, {}
+local function bump(name, amount)
+  local old = counters[name]
+  if old == nil then
+    if size >= max_counters then return end
+    size = size + 1
+    old = 0
+  end
+  counters[name] = old + amount
+  changed[name] = true
+end
 local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do bump(ARGV[i], tonumber(ARGV[i + 1])); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
-  redis.call('HINCRBYFLOAT', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2
+  local name = ARGV[i]
+  globals[name] = (globals[name] or 0) + tonumber(ARGV[i + 1]); i = i + 2
+  gchanged[name] = true
 end
 
--- near-duplicates: membership in the ring as it was before this request (LPOS scans it in C)
+-- near-duplicates: the ring is one string of newline-terminated ids; membership in the ring as it was
+-- before this request is a plain substring search
+local ring = cmeta['\\0b'] or '\\n'
+local ring_n = tonumber(cmeta['\\0bn']) or 0
 n = tonumber(ARGV[i]); i = i + 1
 local dups = 0
 local counts = {}
 for k = 0, n - 1 do
-  if redis.call('LPOS', KEYS[2], ARGV[i + k]) then dups = dups + 1 end
-end
-for _ = 1, n do
-  local b = ARGV[i]; i = i + 1
-  redis.call('LPUSH', KEYS[2], b)
-  counts[#counts + 1] = redis.call('HINCRBY', KEYS[6], b, 1)
+  if find(ring, '\\n' .. ARGV[i + k] .. '\\n', 1, true) then dups = dups + 1 end
 end
 if n > 0 then
-  redis.call('LTRIM', KEYS[2], 0, ring_b - 1)
-  redis.call('EXPIRE', KEYS[6], window_ttl)
+  local added = {ring}
+  for _ = 1, n do
+    local b = ARGV[i]; i = i + 1
+    added[#added + 1] = b .. '\\n'
+    counts[#counts + 1] = redis.call('HINCRBY', KEYS[3], b, 1)
+  end
+  ring = table.concat(added)
+  ring_n = ring_n + n
+  while ring_n > ring_b do
+    ring = sub(ring, find(ring, '\\n', 2, true))
+    ring_n = ring_n - 1
+  end
+  cmeta['\\0b'], cmeta['\\0bn'] = ring, tostring(ring_n)
+  redis.call('EXPIRE', KEYS[3], window_ttl)
   if count_dups == 1 then bump('dup', dups); bump('nd', n) end
 end
 
--- too close: squared distance of each new sketch to the ring and to the earlier sketches of this request
-local sketches = redis.call('LRANGE', KEYS[3], 0, -1)
+-- too close: squared distance of each new sketch to the ring and to the earlier sketches of this request;
+-- the ring is one string of length-prefixed entries, oldest first
+local blob = cmeta['\\0k'] or ''
+local refs = {}
+local pos = 1
+while pos <= #blob do
+  local len = byte(blob, pos)
+  refs[#refs + 1] = sub(blob, pos + 1, pos + len)
+  pos = pos + 1 + len
+end
 n = tonumber(ARGV[i]); i = i + 1
-if close_within >= 0 and n > 0 then
-  local byte = string.byte
-  local refs = {}
-  for k = #sketches, 1, -1 do refs[#refs + 1] = sketches[k] end
-  local close = 0
-  for k = 0, n - 1 do
-    local v = ARGV[i + k]
-    local w = #v
+local close = 0
+for k = 0, n - 1 do
+  local v = ARGV[i + k]
+  local w = #v
+  if close_within >= 0 then
     if w == 8 then
       local v1, v2, v3, v4, v5, v6, v7, v8 = byte(v, 1, 8)
       for _, r in ipairs(refs) do
@@ -104,43 +143,58 @@ if close_within >= 0 and n > 0 then
         end
       end
     end
-    refs[#refs + 1] = v
   end
-  bump('close', close); bump('nc', n)
+  refs[#refs + 1] = v
 end
-for _ = 1, n do
-  redis.call('LPUSH', KEYS[3], ARGV[i]); i = i + 1
+if n > 0 then
+  if close_within >= 0 then bump('close', close); bump('nc', n) end
+  local kept = {}
+  for k = math.max(1, #refs - ring_s + 1), #refs do kept[#kept + 1] = char(#refs[k]) .. refs[k] end
+  cmeta['\\0k'] = table.concat(kept)
 end
-if n > 0 then redis.call('LTRIM', KEYS[3], 0, ring_s - 1) end
+i = i + n
 
-local function take(key, rate, burst)
+local function take(meta, rate, burst)
   if burst < 0 then return 1 end
-  local t = redis.call('HMGET', key, 'tokens', 'stamp')
-  local tokens = tonumber(t[1]) or burst
-  local stamp = tonumber(t[2]) or now
+  local tokens = tonumber(meta['\\0t']) or burst
+  local stamp = tonumber(meta['\\0s']) or now
   tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
   local ok = 0
   if tokens >= cost then tokens = tokens - cost; ok = 1 end
-  redis.call('HSET', key, 'tokens', tostring(tokens), 'stamp', tostring(now))
-  redis.call('EXPIRE', key, client_ttl)
+  meta['\\0t'], meta['\\0s'] = string.format('%.17g', tokens), string.format('%.17g', now)
   return ok
 end
-local c_ok = take(KEYS[4], c_rate, c_burst)
-local g_ok = take(KEYS[7], g_rate, g_burst)
+local c_ok = take(cmeta, c_rate, c_burst)
+local g_ok = take(gmeta, g_rate, g_burst)
 
-for k = 1, 3 do redis.call('EXPIRE', KEYS[k], client_ttl) end
-redis.call('EXPIRE', KEYS[5], client_ttl)
+local function store(key, vals, which, meta)
+  local args, out = {}, {}
+  for name in pairs(which) do
+    args[#args + 1] = name
+    args[#args + 1] = string.format('%.17g', vals[name])
+  end
+  for name, v in pairs(meta) do
+    args[#args + 1] = name
+    args[#args + 1] = v
+  end
+  if #args > 0 then redis.call('HSET', key, unpack(args)) end
+  redis.call('EXPIRE', key, client_ttl)
+  for name, v in pairs(vals) do
+    out[#out + 1] = name
+    out[#out + 1] = string.format('%.17g', v)
+  end
+  return table.concat(out, '\\0')
+end
 
 -- One bulk string: flags and dups, global bucket counts, counters, global counters (NUL-separated),
--- then the sketch ring before this request, oldest first, each entry prefixed by its length.
-local ring = {}
-for k = #sketches, 1, -1 do ring[#ring + 1] = string.char(#sketches[k]) .. sketches[k] end
+-- then the sketch ring before this request (length-prefixed entries, oldest first).
+local ring_before = sub(blob, 1, pos - 1)
 return table.concat({
   c_ok .. ' ' .. g_ok .. ' ' .. dups,
   table.concat(counts, ' '),
-  table.concat(redis.call('HGETALL', KEYS[1]), '\\0'),
-  table.concat(redis.call('HGETALL', KEYS[5]), '\\0'),
-  table.concat(ring)
+  store(KEYS[1], counters, changed, cmeta),
+  store(KEYS[2], globals, gchanged, gmeta),
+  ring_before
 }, '\\n')
 """
 
@@ -207,8 +261,8 @@ class RedisState(StateBackend):
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._noscript: type[BaseException] = redis.exceptions.NoScriptError
         self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest().encode()
-        self._eval_head = _bulk(b"EVALSHA") + _bulk(self._sha) + _bulk(b"7")
-        self._load_head = _bulk(b"EVAL") + _bulk(_SCRIPT.encode()) + _bulk(b"7")
+        self._eval_head = _bulk(b"EVALSHA") + _bulk(self._sha) + _bulk(b"3")
+        self._load_head = _bulk(b"EVAL") + _bulk(_SCRIPT.encode()) + _bulk(b"3")
         self._static: dict[tuple[Any, ...], bytes] = {}
         # One connection of our own for the hot path: redis-py's client call costs ~50 us of Python per
         # command (pool checkout, retries, argument encoding); sending pre-packed bytes on a held
@@ -218,18 +272,11 @@ class RedisState(StateBackend):
         self._conn_lock = threading.Lock()
 
     def _keys(self, client: str, now: float) -> bytes:
-        p, window = self.prefix, int(now // self.window)
-        return b"".join(
-            _bulk(k.encode())
-            for k in (
-                f"{p}:c:{client}",
-                f"{p}:cb:{client}",
-                f"{p}:ck:{client}",
-                f"{p}:ct:{client}",
-                f"{p}:g",
-                f"{p}:gb:{window}",
-                f"{p}:gt",
-            )
+        p = self.prefix
+        return (
+            _bulk(f"{p}:u:{client}".encode())
+            + _bulk(f"{p}:G".encode())
+            + _bulk(f"{p}:gb:{int(now // self.window)}".encode())
         )
 
     def _static_args(self, obs: Observation) -> bytes:
@@ -263,13 +310,13 @@ class RedisState(StateBackend):
                 parts.append(_bulk(repr(float(amount)).encode()))
             count += 1 + 2 * len(table)
         parts.append(_bulk(b"%d" % len(obs.buckets)))
-        parts.extend(_bulk(b.encode()) for b in obs.buckets)
+        parts.extend(_bulk(b.encode() if "\n" not in b else _safe_id(b)) for b in obs.buckets)
         parts.append(_bulk(b"%d" % len(obs.sketches)))
         parts.extend(_bulk(sk.translate(_BIAS)) for sk in obs.sketches)
         count += 2 + len(obs.buckets) + len(obs.sketches)
         body = self._keys(obs.client, now) + b"".join(parts)
         try:
-            raw = self._send(b"*%d\r\n" % (count + 10), body)
+            raw = self._send(b"*%d\r\n" % (count + 6), body)
         except self._errors as exc:
             raise StateError(f"redis update failed: {exc}") from exc
         try:
@@ -325,10 +372,10 @@ class RedisState(StateBackend):
 
     def client_counters(self, client: str) -> Mapping[str, float]:
         try:
-            raw = self._redis.hgetall(f"{self.prefix}:c:{client}")
+            raw = self._redis.hgetall(f"{self.prefix}:u:{client}")
         except self._errors as exc:
             raise StateError(f"redis read failed: {exc}") from exc
-        return {k.decode(): float(v) for k, v in raw.items()}
+        return {k.decode(): float(v) for k, v in raw.items() if not k.startswith(b"\0")}
 
     def reset(self) -> None:
         try:
@@ -344,6 +391,11 @@ class RedisState(StateBackend):
                 self._conn.disconnect()
                 self._conn = None
         self._redis.close()
+
+
+def _safe_id(bucket: str) -> bytes:
+    """A bucket id the newline-separated ring can hold (ours are hex; a foreign id with a newline is hashed)."""
+    return hashlib.blake2b(bucket.encode(), digest_size=16).hexdigest().encode()
 
 
 def _pairs(flat: bytes) -> dict[str, float]:

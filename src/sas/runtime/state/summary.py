@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sas.runtime.state.base import MAX_COUNTERS, RECENT_BUCKETS, RECENT_SKETCHES, Observation, TokenBucket
@@ -66,6 +66,18 @@ class ClientSummary:
             allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
         self.seen = now
         return dups, before, allowed
+
+    def mirror(self, obs: Observation, counters: Mapping[str, float], now: float) -> None:
+        """Take ``counters`` as they are elsewhere; add ``obs``'s ids and sketches to the rings, take its cost."""
+        self.counters = dict(counters)
+        self._dups(obs.buckets)
+        if obs.sketches:
+            self.sketches.extend(obs.sketches)
+            del self.sketches[:-RECENT_SKETCHES]
+            self._ring = None  # rebuilt from the list if this store ever answers
+        if obs.client_bucket is not None:
+            _, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
+        self.seen = now
 
     def _dups(self, new: Sequence[str]) -> int:
         """How many of ``new`` are in the ring as it was before this request; then appends them."""
