@@ -136,3 +136,11 @@ def test_build_refuses_to_sign_what_the_scan_fails(tmp_path: Path, capsys: pytes
     assert main(["manifest", "build", str(pkg), "--key", key, "--out", str(out), "--fail-on", "high"]) == 1
     assert not out.exists() and "not signed" in capsys.readouterr().err
     assert main(["manifest", "build", str(pkg), "--key", key, "--fail-on", "severe"]) == 2
+
+
+def test_cli_algorithm_choices_match_the_library() -> None:
+    # the CLI spells them out so that parsing arguments does not import sas.integrity
+    from sas import integrity
+    from sas.cli import manifest as manifest_cli
+
+    assert manifest_cli.ALGORITHMS == integrity.ALGORITHMS

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from sas.scan.supply.declared import PYPI_SIMPLE, Declared, line_of
 
 LOCK_NAMES = frozenset({"poetry.lock", "uv.lock", "pipfile.lock"})
@@ -62,6 +60,8 @@ def _table(value: Any) -> Mapping[str, Any]:
 
 
 def _pep508(items: Iterable[Any], text: str, path: str, anchor: int, out: list[Declared]) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement  # ~15 ms: only once a lockfile is read
+
     for item in items:
         if not isinstance(item, str):
             continue

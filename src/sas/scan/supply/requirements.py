@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-
-from packaging.requirements import InvalidRequirement, Requirement
+from typing import TYPE_CHECKING
 
 from sas.scan.supply.declared import Declared
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 _URL_SCHEMES = ("http://", "https://", "file:", "git+", "hg+", "svn+", "bzr+")
@@ -105,6 +107,8 @@ def _split_options(line: str) -> tuple[str, list[tuple[str, str]]]:
 
 def parse(text: str, path: str) -> RequirementsFile:
     """Parse one requirements file; ``-r`` includes are listed in ``includes``, resolved by the caller."""
+    from packaging.requirements import InvalidRequirement, Requirement  # ~15 ms: only once a file is read
+
     result = RequirementsFile(path)
     for number, line in _logical_lines(text):
         head, options = _split_options(line)
