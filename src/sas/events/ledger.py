@@ -13,7 +13,10 @@ reaped instance loses nothing it had already returned. ``close`` signs everythin
 
 Signing key: ``signer``, else the file in ``$SAS_SIGNING_KEY`` (``sas keygen`` format), else an ephemeral key
 made for this process, whose public half is written in the ledger's meta record; the verifier warns that such
-a ledger proves only internal consistency unless an anchor or the investigator's own key backs it.
+a ledger proves only internal consistency unless an anchor or the investigator's own key backs it. The key is
+made or loaded at the first checkpoint, not when the writer opens (it imports cryptography, ~60 ms that would
+otherwise land on every cold start); the meta record naming it is written then, after any entries flushed
+before it, which are unsigned until that checkpoint anyway.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class LedgerWriter(Sink):
         self.checkpoints = 0
         self.errors: list[str] = []
         self._fork_suffix = ""
+        self._started = time.time()
         # A forked child (multiprocessing, a pre-forking server) inherits the sub-logs in memory and would write
         # a second history under the same origins: a fork. Start it on sub-logs of its own instead.
         ref = weakref.ref(self)
@@ -139,6 +143,7 @@ class LedgerWriter(Sink):
         self._lock = threading.RLock()  # re-entrant: an audit hook may emit while the store writes
         self._logs = {}
         self._meta_written = False
+        self._started = time.time()
         self._fork_suffix += f"-pid{os.getpid()}"
         self.store.after_fork()
 
@@ -185,7 +190,11 @@ class LedgerWriter(Sink):
                     self._checkpoint(sub)
                 batches = [b for b in (s.take() for s in self._logs.values()) if b is not None]
                 if batches:
-                    self._ensure_meta()
+                    if self._signer is not None:
+                        self._ensure_meta()
+                    # else the meta record (which names the key) waits for the first checkpoint: making or
+                    # loading the key imports cryptography (~60 ms), which must not land on the cold start.
+                    # Entries written before it are unsigned until then either way.
                     self._write(batches, ())
                 self.store.flush()
         except Exception as exc:
@@ -241,7 +250,7 @@ class LedgerWriter(Sink):
             "pid": os.getpid(),
             "checkpoint_every": self.checkpoint_every,
             "checkpoint_seconds": self.checkpoint_seconds,
-            "started": time.time(),
+            "started": self._started,
         }
         if self.key_error:
             meta["key_error"] = self.key_error

@@ -174,7 +174,8 @@ class ContaminationMonitor:
         roots = {self.code_dir, os.path.abspath(self.policy.code_dir)}
         for module_name, loaded in list(sys.modules.items()):
             path = getattr(loaded, "__file__", None)
-            if not isinstance(path, str) or os.path.dirname(path) not in roots:
+            # rpartition, not os.path.dirname: ~1,500 modules once sklearn is loaded, 10x cheaper each
+            if not isinstance(path, str) or path.rpartition(os.sep)[0] not in roots:
                 continue
             for var, value in list(vars(loaded).items()):
                 if isinstance(value, _CONTAINERS) and not var.startswith("__"):
