@@ -47,19 +47,26 @@ local close_within = tonumber(ARGV[12])
 local count_dups = tonumber(ARGV[13])
 local i = 14
 local byte, sub, find, char = string.byte, string.sub, string.find, string.char
+local floor, fmt = math.floor, string.format
+local function text(v)
+  -- integers (most counters) print exactly with tostring; other values need all 17 digits
+  if v == floor(v) and v < 1e15 and v > -1e15 then return tostring(v) end
+  return fmt('%.17g', v)
+end
 
+-- raw: the stored text of each counter, returned as is when this request leaves it unchanged
 local function load(key)
   local flat = redis.call('HGETALL', key)
-  local vals, meta, size = {}, {}, 0
+  local vals, raw, meta, size = {}, {}, {}, 0
   for k = 1, #flat, 2 do
     local name = flat[k]
     if byte(name, 1) == 0 then meta[name] = flat[k + 1]
-    else vals[name] = tonumber(flat[k + 1]); size = size + 1 end
+    else vals[name] = tonumber(flat[k + 1]); raw[name] = flat[k + 1]; size = size + 1 end
   end
-  return vals, meta, size
+  return vals, raw, meta, size
 end
-local counters, cmeta, size = load(KEYS[1])
-local globals, gmeta = load(KEYS[2])
+local counters, craw, cmeta, size = load(KEYS[1])
+local globals, graw, gmeta = load(KEYS[2])
 local changed, gchanged = {}, {}
 local function bump(name, amount)
   local old = counters[name]
@@ -161,17 +168,19 @@ local function take(meta, rate, burst)
   tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
   local ok = 0
   if tokens >= cost then tokens = tokens - cost; ok = 1 end
-  meta['\\0t'], meta['\\0s'] = string.format('%.17g', tokens), string.format('%.17g', now)
+  meta['\\0t'], meta['\\0s'] = text(tokens), text(now)
   return ok
 end
 local c_ok = take(cmeta, c_rate, c_burst)
 local g_ok = take(gmeta, g_rate, g_burst)
 
-local function store(key, vals, which, meta)
+local function store(key, vals, raw, which, meta)
   local args, out = {}, {}
   for name in pairs(which) do
+    local t = text(vals[name])
+    raw[name] = t
     args[#args + 1] = name
-    args[#args + 1] = string.format('%.17g', vals[name])
+    args[#args + 1] = t
   end
   for name, v in pairs(meta) do
     args[#args + 1] = name
@@ -179,9 +188,9 @@ local function store(key, vals, which, meta)
   end
   if #args > 0 then redis.call('HSET', key, unpack(args)) end
   redis.call('EXPIRE', key, client_ttl)
-  for name, v in pairs(vals) do
+  for name, t in pairs(raw) do
     out[#out + 1] = name
-    out[#out + 1] = string.format('%.17g', v)
+    out[#out + 1] = t
   end
   return table.concat(out, '\\0')
 end
@@ -192,8 +201,8 @@ local ring_before = sub(blob, 1, pos - 1)
 return table.concat({
   c_ok .. ' ' .. g_ok .. ' ' .. dups,
   table.concat(counts, ' '),
-  store(KEYS[1], counters, changed, cmeta),
-  store(KEYS[2], globals, gchanged, gmeta),
+  store(KEYS[1], counters, craw, changed, cmeta),
+  store(KEYS[2], globals, graw, gchanged, gmeta),
   ring_before
 }, '\\n')
 """
