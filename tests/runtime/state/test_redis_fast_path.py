@@ -1,0 +1,89 @@
+"""The Redis backend's own hot path (pre-packed EVALSHA on a held connection): scripts lost by the server,
+threads sharing one backend, unusual bucket ids. Runs on a private redis-server (SCRIPT FLUSH there)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sas.runtime.state.base import Observation, StateError
+from sas.runtime.state.redis_state import RedisState
+
+
+@pytest.fixture(scope="module")
+def private_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("private redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=5)
+
+
+def test_a_server_that_lost_the_script_is_sent_it_again(private_url: str) -> None:
+    state = RedisState(private_url, prefix="flush")
+    state.update(Observation("a", {"n": 1.0}), 1000.0)
+    state._redis.script_flush()
+    view = state.update(Observation("a", {"n": 1.0}), 1001.0)
+    assert view.counters == {"n": 2.0}
+    state.reset()
+    state.close()
+
+
+def test_threads_sharing_one_backend_lose_no_update(private_url: str) -> None:
+    state = RedisState(private_url, prefix="threads")
+
+    def hammer() -> None:
+        for i in range(50):
+            state.update(Observation("shared", {"n": 1.0}, {"n": 1.0}, buckets=[f"k{i % 5}"]), 1000.0 + i)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert state.client_counters("shared") == {"n": 200.0}
+    state.reset()
+    state.close()
+
+
+def test_bucket_ids_with_newlines_still_match_their_repeats(private_url: str) -> None:
+    state = RedisState(private_url, prefix="ids")
+    odd = "a\nb"
+    first = state.update(Observation("c", {"n": 1.0}, buckets=[odd, "a"], count_dups=True), 1000.0)
+    again = state.update(Observation("c", {"n": 1.0}, buckets=[odd, "b"], count_dups=True), 1001.0)
+    assert first.client_dups == 0 and again.client_dups == 1
+    state.reset()
+    state.close()
+
+
+def test_an_unreachable_server_is_a_state_error() -> None:
+    state = RedisState("redis://127.0.0.1:1/0", prefix="down")
+    for _ in range(2):  # the held connection is dropped after a failure and retried on the next request
+        with pytest.raises(StateError):
+            state.update(Observation("c", {"n": 1.0}), 1000.0)
+    state.close()
