@@ -115,48 +115,73 @@ if n > 0 then
   if count_dups == 1 then bump('dup', dups); bump('nd', n) end
 end
 
--- too close: squared distance of each new sketch to the ring and to the earlier sketches of this request;
--- the ring is one string of length-prefixed entries, oldest first
+-- too close: squared distance of each new sketch to the ring and to the earlier sketches of this request.
+-- The ring is one string of length-prefixed entries, oldest first, read in place (no substring per entry).
 local blob = cmeta['\\0k'] or ''
-local refs = {}
+local offs = {}
 local pos = 1
 while pos <= #blob do
   local len = byte(blob, pos)
-  refs[#refs + 1] = sub(blob, pos + 1, pos + len)
+  if pos + len > #blob then break end  -- a truncated tail (corrupt value) is dropped
+  offs[#offs + 1] = pos
   pos = pos + 1 + len
 end
+blob = sub(blob, 1, pos - 1)
 n = tonumber(ARGV[i]); i = i + 1
+local function dist(a, ao, b, bo, w)
+  local d = 0
+  for j = 1, w do local x = byte(a, ao + j) - byte(b, bo + j); d = d + x * x end
+  return d
+end
 local close = 0
-for k = 0, n - 1 do
-  local v = ARGV[i + k]
-  local w = #v
-  if close_within >= 0 then
+if close_within >= 0 then
+  for k = 0, n - 1 do
+    local v = ARGV[i + k]
+    local w = #v
+    local hit = false
     if w == 8 then
       local v1, v2, v3, v4, v5, v6, v7, v8 = byte(v, 1, 8)
-      for _, r in ipairs(refs) do
-        if #r == 8 then
-          local r1, r2, r3, r4, r5, r6, r7, r8 = byte(r, 1, 8)
-          local d = (r1 - v1) ^ 2 + (r2 - v2) ^ 2 + (r3 - v3) ^ 2 + (r4 - v4) ^ 2
-            + (r5 - v5) ^ 2 + (r6 - v6) ^ 2 + (r7 - v7) ^ 2 + (r8 - v8) ^ 2
-          if d <= close_within then close = close + 1; break end
+      for e = 1, #offs do
+        local o = offs[e]
+        if byte(blob, o) == 8 then
+          local r1, r2, r3, r4, r5, r6, r7, r8 = byte(blob, o + 1, o + 8)
+          local x = r1 - v1
+          local d = x * x
+          x = r2 - v2; d = d + x * x
+          x = r3 - v3; d = d + x * x
+          x = r4 - v4; d = d + x * x
+          x = r5 - v5; d = d + x * x
+          x = r6 - v6; d = d + x * x
+          x = r7 - v7; d = d + x * x
+          x = r8 - v8; d = d + x * x
+          if d <= close_within then hit = true; break end
         end
       end
     else
-      for _, r in ipairs(refs) do
-        if #r == w then
-          local d = 0
-          for j = 1, w do local x = byte(r, j) - byte(v, j); d = d + x * x end
-          if d <= close_within then close = close + 1; break end
-        end
+      for e = 1, #offs do
+        local o = offs[e]
+        if byte(blob, o) == w and dist(blob, o, v, 0, w) <= close_within then hit = true; break end
       end
     end
+    if not hit then
+      for q = 0, k - 1 do
+        local u = ARGV[i + q]
+        if #u == w and dist(u, 0, v, 0, w) <= close_within then hit = true; break end
+      end
+    end
+    if hit then close = close + 1 end
   end
-  refs[#refs + 1] = v
 end
 if n > 0 then
   if close_within >= 0 then bump('close', close); bump('nc', n) end
+  -- keep the newest ring_s entries: a tail of the old string, then this request's sketches
+  local drop = #offs + n - ring_s
   local kept = {}
-  for k = math.max(1, #refs - ring_s + 1), #refs do kept[#kept + 1] = char(#refs[k]) .. refs[k] end
+  if drop <= 0 then kept[1] = blob elseif drop < #offs then kept[1] = sub(blob, offs[drop + 1]) end
+  for k = math.max(0, n - ring_s), n - 1 do
+    local v = ARGV[i + k]
+    kept[#kept + 1] = char(#v) .. v
+  end
   cmeta['\\0k'] = table.concat(kept)
 end
 i = i + n
@@ -197,13 +222,12 @@ end
 
 -- One bulk string: flags and dups, global bucket counts, counters, global counters (NUL-separated),
 -- then the sketch ring before this request (length-prefixed entries, oldest first).
-local ring_before = sub(blob, 1, pos - 1)
 return table.concat({
   c_ok .. ' ' .. g_ok .. ' ' .. dups,
   table.concat(counts, ' '),
   store(KEYS[1], counters, craw, changed, cmeta),
   store(KEYS[2], globals, graw, gchanged, gmeta),
-  ring_before
+  blob
 }, '\\n')
 """
 
@@ -321,7 +345,8 @@ class RedisState(StateBackend):
         parts.append(_bulk(b"%d" % len(obs.buckets)))
         parts.extend(_bulk(b.encode() if "\n" not in b else _safe_id(b)) for b in obs.buckets)
         parts.append(_bulk(b"%d" % len(obs.sketches)))
-        parts.extend(_bulk(sk.translate(_BIAS)) for sk in obs.sketches)
+        # the ring stores one length byte per entry: sketches are a few bytes (8 here); longer ones are cut
+        parts.extend(_bulk(sk[:255].translate(_BIAS)) for sk in obs.sketches)
         count += 2 + len(obs.buckets) + len(obs.sketches)
         body = self._keys(obs.client, now) + b"".join(parts)
         try:
