@@ -100,6 +100,8 @@ class FeatureSpace:
 
     def rows(self, inputs: Any) -> npt.NDArray[np.float64]:
         """The request's inputs as a ``(n, d)`` float array; ``ValueError`` when they are not ``d`` features."""
+        if type(inputs) is np.ndarray and inputs.dtype == np.float64 and inputs.shape == (1, self.d):
+            return inputs  # the usual request: one float row, nothing to convert
         try:
             x = np.asarray(inputs, dtype=np.float64)
         except (TypeError, ValueError, OverflowError) as exc:

@@ -47,6 +47,7 @@ EPOCH = 7 * 86_400.0  # decayed global counters restart every week (keeps e^{λt
 MAX_CLIENTS = 20_000  # clients whose last level this instance remembers
 MAX_LABELS = 32  # label counters per client (classes beyond hash into these)
 MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's update)
+_SYBIL_TESTS = (("ood", "ood", "n"), ("low", "low", "m"))  # (signal, hits counter, rows counter)
 _COUNT_NAMES = ("n", "ood", "m", "low", "nc", "close", "nd", "dup")
 _LABEL_NAMES = tuple(f"y{i}" for i in range(MAX_LABELS))
 
@@ -141,6 +142,8 @@ class ModelGuard:
         self._global_names: dict[str, str] = {}  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
         self._rounded: tuple[Assessment, dict[str, dict[str, float]]] | None = None
+        self._sybil_epoch = -1
+        self._sybil_names: tuple[tuple[str, str, str], ...] = ()
         s = self.settings
         self._bucket = TokenBucket(s.client_rate, s.client_burst)
         self._suspect_bucket = TokenBucket(s.suspect_rate, s.suspect_burst)
@@ -373,11 +376,14 @@ class ModelGuard:
         scale = math.exp(-self.decay * (now - epoch * EPOCH))
         s = self.settings
         fired = []
-        for signal, k_name, n_name in (("ood", "ood", "n"), ("low", "low", "m")):
-            n = global_counters.get(f"{n_name}@{epoch}", 0.0) * scale
+        if epoch != self._sybil_epoch:  # counter names of this epoch, formatted once a week, not per request
+            self._sybil_epoch = epoch
+            self._sybil_names = tuple((sig, f"{k}@{epoch}", f"{n}@{epoch}") for sig, k, n in _SYBIL_TESTS)
+        for signal, k_name, n_name in self._sybil_names:
+            n = global_counters.get(n_name, 0.0) * scale
             if n < s.sybil_min_rows:
                 continue
-            k = global_counters.get(f"{k_name}@{epoch}", 0.0) * scale
+            k = global_counters.get(k_name, 0.0) * scale
             p0 = self.p0[signal]
             z = (k - n * p0) / math.sqrt(n * p0 * (1.0 - p0))
             if k / n > s.sybil_ratio * p0 and z > s.sybil_z:
