@@ -349,13 +349,6 @@ class ModelGuard:
             request,
         )
 
-    def _llr(self, signal: str, k: float, n: float) -> float:
-        if n <= 0:
-            return 0.0
-        k = min(max(k, 0.0), n)
-        up, down = self.terms[signal]
-        return max(-self.floor, k * up + (n - k) * down)
-
     def _label_term(self, counters: Any) -> float:
         # plain floats: K is small (≤ 32) and numpy's per-call overhead would dominate
         if len(self.prior_list) < 2 or self.settings.label_weight <= 0:
