@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/runtime_overhead.py [--requests 5000] [--manifest-mb 256]
 
-Prints p50/p99 latency of each and their ratio, per model (a 100-tree random forest, a typical tabular
-model; and a logistic regression, a deliberately tiny one whose inference is a few dozen microseconds) and
-per ledger sink; then the import time of ``sas.runtime`` (in a fresh interpreter, bare and after the usual
-heavy imports of an inference function) and the ``Shield`` set-up time; then the cold-start manifest
+Prints p50/p99 latency of each and their ratio, per model (a 100-tree random forest and an MLP, typical
+tabular models; and a logistic regression, a deliberately tiny one whose inference costs less than the
+Shield's own work) and per ledger sink (the default signed ledger on stdout, sent to /dev/null here; memory;
+a JSONL file); then the import time of ``sas.runtime`` and the ``Shield`` set-up time in a fresh
+interpreter, bare, after the usual heavy imports of an inference function (what a real cold start pays),
+and after ``gc.freeze()`` (our own cost, without the collector's); then the cold-start manifest
 verification cost per GB.
 
 The shielded handler runs in enforce mode with every monitor on (audit hook, botocore, contamination,
@@ -17,6 +19,7 @@ events, so the difference is the Shield's own work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +36,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 
 from sas.runtime import Shield
 from sas.runtime.monitors import audit, cloud_sdk
@@ -41,6 +45,13 @@ from sas.runtime.monitors import audit, cloud_sdk
 class Context:
     aws_request_id = "bench"
     function_name = "bench"
+
+
+class NoopModel:
+    """Answers at once: the difference bare/shielded is then the Shield's own work, with warm caches."""
+
+    def predict(self, x: Any) -> Any:
+        return np.zeros(len(x), dtype=int)
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -106,33 +117,83 @@ def run(model: Any, sink: str, requests: int, events: list[dict[str, Any]], scra
 
 
 IMPORT_PROBE = """
-import sys, time, json
-heavy = sys.argv[1] == "heavy"
+import gc, sys, time, json
+heavy, sink, freeze = sys.argv[1] == "heavy", sys.argv[2], sys.argv[3] == "freeze"
 if heavy:
     import numpy, sklearn.linear_model, boto3, joblib  # what an inference function imports first
+if freeze:
+    gc.freeze()  # park what is loaded so far where the collector no longer scans it
+collections_before = sum(s["collections"] for s in gc.get_stats())
+full_before = gc.get_stats()[2]["collections"]
+def full_gc_ms():
+    gc.unfreeze()
+    t = time.perf_counter()
+    gc.collect()
+    return (time.perf_counter() - t) * 1000
 t0 = time.perf_counter()
 import sas.runtime
 t1 = time.perf_counter()
-shield = sas.runtime.Shield({"forensics": {"ledger": "memory"}, "runtime": {"tmp_dir": sys.argv[2]}})
+shield = sas.runtime.Shield({"forensics": {"ledger": sink}, "runtime": {"tmp_dir": sys.argv[4]}})
 t2 = time.perf_counter()
-print(json.dumps({"import_ms": (t1 - t0) * 1000, "setup_ms": (t2 - t1) * 1000}))
+print(json.dumps({
+    "import_ms": (t1 - t0) * 1000,
+    "setup_ms": (t2 - t1) * 1000,
+    "collections": sum(s["collections"] for s in gc.get_stats()) - collections_before,
+    "cryptography": "cryptography" in sys.modules,
+    "full": gc.get_stats()[2]["collections"] - full_before,
+    "full_gc_ms": full_gc_ms(),
+}), file=sys.stderr)
 """
 
 
-def import_and_setup(scratch: str, heavy: bool, repeats: int = 5) -> dict[str, float]:
+def import_and_setup(scratch: str, heavy: bool, sink: str, freeze: bool, repeats: int = 5) -> dict[str, float]:
     runs = []
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # a deployed package has .pyc
+    args = ["heavy" if heavy else "bare", sink, "freeze" if freeze else "no-freeze", scratch]
     for _ in range(repeats + 1):
-        out = subprocess.run(
-            [sys.executable, "-c", IMPORT_PROBE, "heavy" if heavy else "bare", scratch],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        ).stdout
-        runs.append(json.loads(out))
+        err = subprocess.run(
+            [sys.executable, "-c", IMPORT_PROBE, *args], capture_output=True, text=True, check=True, env=env
+        ).stderr
+        runs.append(json.loads(err.strip().splitlines()[-1]))
     runs = runs[1:]  # the first run writes the .pyc files
-    return {k: statistics.median(r[k] for r in runs) for k in ("import_ms", "setup_ms")}
+    keys = ("import_ms", "setup_ms", "collections", "full", "full_gc_ms")
+    out = {k: statistics.median(float(r[k]) for r in runs) for k in keys}
+    out["full"] = max(float(r["full"]) for r in runs)  # a full collection in any run shows
+    out["cryptography"] = float(any(r["cryptography"] for r in runs))
+    return out
+
+
+def cold_start_report(scratch: str) -> None:
+    """Import + set-up as a cold start pays them, and the part that is the garbage collector's, not ours."""
+    print(
+        "cold start (fresh interpreter, .pyc cached, median of 5): import sas.runtime + Shield(...) set-up, "
+        "all monitors, no manifest"
+    )
+    print(
+        f"  {'before the import':<36} {'sink':<7} {'import':>9} {'set-up':>9} {'total':>9}  gc runs (full)  one full gc"
+    )
+    cases = [
+        ("nothing (bare interpreter)", False, False),
+        ("numpy, sklearn, boto3, joblib", True, False),
+        ("the same, then gc.freeze()", True, True),
+    ]
+    for label, heavy, freeze in cases:
+        for sink in ("stdout", "memory"):
+            r = import_and_setup(scratch, heavy, sink, freeze)
+            crypto = "  (imported cryptography!)" if r["cryptography"] else ""
+            print(
+                f"  {label:<36} {sink:<7} {r['import_ms']:>7.1f}ms {r['setup_ms']:>7.1f}ms "
+                f"{r['import_ms'] + r['setup_ms']:>7.1f}ms  {r['collections']:>7.0f} ({r['full']:.0f})"
+                f"  {r['full_gc_ms']:>8.1f}ms{crypto}"
+            )
+    print(
+        "  In a bare interpreter the import pays for stdlib modules (json, dataclasses, socket, ipaddress...) that\n"
+        "  any real function has loaded already. After scikit-learn the heap is large: a full (generation-2)\n"
+        "  collection then costs what the last column says and lands on whatever allocates when it triggers,\n"
+        "  the import included ('full': the most seen during import + set-up in one run). gc.freeze() before the\n"
+        "  import takes the loaded objects out of the collector's sight; the gap between the two rows is the\n"
+        "  collector's, not ours. The default stdout ledger makes its signing key at the first checkpoint."
+    )
 
 
 def manifest_cost(megabytes: int) -> dict[str, float] | None:
@@ -167,7 +228,9 @@ def main() -> None:
     x, y = load_digits(return_X_y=True)
     models = {
         "random forest (100 trees)": RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
+        "MLP (256-128 hidden)": MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=300, random_state=0).fit(x, y),
         "logistic regression": LogisticRegression(max_iter=2000).fit(x, y),
+        "no-op model": NoopModel(),
     }
     events = [
         {
@@ -187,28 +250,24 @@ def main() -> None:
         f"calibration: sum(range(100)) = {calibration:.2f} µs (an idle modern core: ~0.8 µs)"
     )
     header = f"{'model':<27} {'sink':<7} {'n':>5} {'bare p50':>10} {'p99':>10} {'shield p50':>11} {'p99':>10}"
-    print(header + f" {'ratio':>6} {'+p50 µs':>8}")
+    print(header + f" {'ratio':>6} {'+p50 µs':>8}  target (< 2% and < 50 µs at p50)")
     with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as logs:
         for name, model in models.items():
-            for sink in ("memory", "jsonl"):
-                spec = "memory" if sink == "memory" else f"jsonl:{Path(logs) / 'ledger.jsonl'}"
+            for sink in ("stdout", "memory", "jsonl"):
+                spec = {"stdout": "stdout", "memory": "memory", "jsonl": f"jsonl:{Path(logs) / 'ledger.jsonl'}"}[sink]
                 n = args.forest_requests if "forest" in name else args.requests
-                r = run(model, spec, n, events, scratch)
+                # the default sink: the signed ledger on stdout (CloudWatch), here written to /dev/null
+                with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                    r = run(model, spec, n, events, scratch)
+                verdict = "meets" if r["overhead_p50_us"] < 50 and r["ratio_p50"] < 1.02 else "misses"
                 print(
                     f"{name:<27} {sink:<7} {n:>5} {r['bare_p50']:>8.1f}µs {r['bare_p99']:>8.1f}µs "
                     f"{r['shield_p50']:>9.1f}µs {r['shield_p99']:>8.1f}µs "
                     f"{r['ratio_p50']:>6.3f} {r['overhead_p50_us']:>8.1f}"
+                    + f"  {verdict}"
                     + (f"   ALERTS: {r['alerts']}" if r["alerts"] else "")
                 )
-        bare = import_and_setup(scratch, heavy=False)
-        heavy = import_and_setup(scratch, heavy=True)
-    print(
-        f"import sas.runtime: {bare['import_ms']:.1f} ms in a bare interpreter, "
-        f"{heavy['import_ms']:.1f} ms after numpy/scikit-learn/boto3/joblib (median of 5, with .pyc)"
-    )
-    print(
-        f"Shield set-up (all monitors, no manifest): {bare['setup_ms']:.1f} ms bare, {heavy['setup_ms']:.1f} ms after"
-    )
+        cold_start_report(scratch)
     cost = manifest_cost(args.manifest_mb)
     if cost is None:
         print("manifest verification: sas.integrity not available")
