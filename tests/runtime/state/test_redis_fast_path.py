@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from sas.runtime.state.base import Observation, StateError
-from sas.runtime.state.redis_state import RedisState
+from sas.runtime.state.redis_state import IDLE_CHECK, RedisState
 
 
 @pytest.fixture(scope="module")
@@ -86,4 +86,16 @@ def test_an_unreachable_server_is_a_state_error() -> None:
     for _ in range(2):  # the held connection is dropped after a failure and retried on the next request
         with pytest.raises(StateError):
             state.update(Observation("c", {"n": 1.0}), 1000.0)
+    state.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_reopened(private_url: str) -> None:
+    import redis
+
+    state = RedisState(private_url, prefix="idle")
+    state.update(Observation("a", {"n": 1.0}), 1000.0)
+    redis.Redis.from_url(private_url).client_kill_filter(_type="normal", skipme=True)  # e.g. the server's timeout
+    time.sleep(IDLE_CHECK + 0.1)
+    assert state.update(Observation("a", {"n": 1.0}), 1001.0).counters == {"n": 2.0}
+    state.reset()
     state.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, overload
 
@@ -32,6 +33,7 @@ from sas.runtime.state.base import (
 # raw bytes without decoding signs. Key names differ from the earlier layout (``u``, ``G``), so state
 # written by an older version is never misread (it expires).
 _BIAS = bytes((b + 128) & 0xFF for b in range(256))
+IDLE_CHECK = 1.0  # seconds idle after which the held connection is checked before use
 
 _SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -302,6 +304,7 @@ class RedisState(StateBackend):
         # connection costs a few. A thread that finds it busy goes through the pool instead.
         self._conn: Any = None
         self._conn_pid = 0
+        self._conn_used = 0.0
         self._conn_lock = threading.Lock()
 
     def _keys(self, client: str, now: float) -> bytes:
@@ -377,6 +380,17 @@ class RedisState(StateBackend):
             if conn is None or self._conn_pid != os.getpid():  # a forked child never shares the parent's socket
                 conn = self._conn = self._redis.connection_pool.make_connection()
                 self._conn_pid = os.getpid()
+            clock = time.monotonic()
+            if clock - self._conn_used > IDLE_CHECK:
+                # as the pool does on checkout: a connection the server closed while idle (its `timeout`,
+                # a restart) shows as readable; reconnect rather than fail this request and degrade
+                try:
+                    stale = conn._sock is not None and conn.can_read(timeout=0)
+                except self._errors:
+                    stale = True
+                if stale:
+                    conn.disconnect()
+            self._conn_used = clock
             try:
                 conn.send_packed_command([head + self._eval_head + body], check_health=False)
                 return conn.read_response()
