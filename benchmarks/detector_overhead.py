@@ -107,7 +107,8 @@ def main() -> None:
         if shape == "benign":
             client = redis.Redis.from_url(args.redis)
             total = sum(
-                int(client.memory_usage(key) or 0) for key in client.scan_iter(match=f"{primary.prefix}:u:client-0")
+                int(client.memory_usage(key, samples=0) or 0)
+                for key in client.scan_iter(match=f"{primary.prefix}:u:client-0")
             )
             print(f"per-client state (redis MEMORY USAGE of its hash): {total} bytes")
         primary.reset()

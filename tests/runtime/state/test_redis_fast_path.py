@@ -9,11 +9,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from sas.runtime.state.base import Observation, StateError
+from sas.runtime.state.base import RECENT_BUCKETS, Observation, StateError
+from sas.runtime.state.memory import MemoryState
 from sas.runtime.state.redis_state import IDLE_CHECK, RedisState
+from sas.runtime.state.sqlite_state import SqliteState
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +102,19 @@ def test_a_connection_the_server_closed_while_idle_is_reopened(private_url: str)
     assert state.update(Observation("a", {"n": 1.0}), 1001.0).counters == {"n": 2.0}
     state.reset()
     state.close()
+
+
+def test_the_bucket_ring_keeps_the_newest_ids_once_full(private_url: str, tmp_path: Path) -> None:
+    backends = [MemoryState(), SqliteState(str(tmp_path / "s.db")), RedisState(private_url, prefix="ring")]
+    extra = 40
+    for i in range(RECENT_BUCKETS + extra):
+        for b in backends:
+            b.update(Observation("c", {"n": 1.0}, buckets=[f"id{i}"], count_dups=True), 1000.0 + i)
+    t = 2000.0
+    for probe, expected in ((f"id{RECENT_BUCKETS + extra - 5}", 1), ("id3", 0), (f"id{extra + 3}", 1)):
+        views = [b.update(Observation("c", {"n": 1.0}, buckets=[probe], count_dups=True), t) for b in backends]
+        assert [v.client_dups for v in views] == [expected] * 3, probe
+        t += 1.0
+    for b in backends:
+        b.reset()
+        b.close()

@@ -109,7 +109,7 @@ if n > 0 then
   ring = table.concat(added)
   ring_n = ring_n + n
   while ring_n > ring_b do
-    ring = sub(ring, find(ring, '\\n', 2, true))
+    ring = sub(ring, (find(ring, '\\n', 2, true)))  -- find also returns the end: keep only the start
     ring_n = ring_n - 1
   end
   cmeta['\\0b'], cmeta['\\0bn'] = ring, tostring(ring_n)
