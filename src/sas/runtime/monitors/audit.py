@@ -125,6 +125,17 @@ def _in_importlib(depth: int = 40) -> bool:
 _AST_FILE = ast.__file__
 
 
+# The Shield imports parts of itself on first use (a platform adapter, the ML detectors). Those files are
+# the Shield's own code, not new code: deployed, they sit in /var/task or /opt, read-only, and the manifest
+# verifies them at cold start; only a checkout under a writable folder (a clone in /tmp) makes them look
+# writable, and they must not refuse to load there.
+_SHIELD_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))) + os.sep
+
+
+def _shield_module(path: str) -> bool:
+    return os.path.realpath(path).startswith(_SHIELD_PACKAGE)
+
+
 def _from_ast_parse() -> bool:
     """Whether this compile comes straight from ``ast.parse``, which always compiles to a syntax tree only
     (``PyCF_ONLY_AST``): no code object comes out of it, so nothing can run. ``ast.literal_eval`` goes through
@@ -345,7 +356,12 @@ class AuditPolicy:
         # Reading code out of a writable directory through the import system = loading new code.
         if not self.policy.allow_dynamic_code:
             text = os.fsdecode(path)
-            if text.endswith(_CODE_SUFFIXES) and self.path_writable(text) and _in_importlib():
+            if (
+                text.endswith(_CODE_SUFFIXES)
+                and self.path_writable(text)
+                and _in_importlib()
+                and not _shield_module(text)
+            ):
                 self.violate("dynamic-code", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"import_from": text})
 
     def _check_path_event(self, event: str, args: tuple[Any, ...]) -> None:
@@ -397,7 +413,12 @@ class AuditPolicy:
         if event == "compile":
             filename = args[1] if len(args) > 1 else None
             if _in_importlib():
-                if isinstance(filename, str) and filename.endswith(".py") and self.path_writable(filename):
+                if (
+                    isinstance(filename, str)
+                    and filename.endswith(".py")
+                    and self.path_writable(filename)
+                    and not _shield_module(filename)
+                ):
                     self.violate("dynamic-code", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"import_from": filename})
                 return
             if _from_ast_parse():
