@@ -3,9 +3,6 @@ threads sharing one backend, unusual bucket ids. Runs on a private redis-server 
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from private_redis import private_redis_server
 from sas.runtime.state.base import RECENT_BUCKETS, Observation, StateError
 from sas.runtime.state.memory import MemoryState
 from sas.runtime.state.redis_state import IDLE_CHECK, RedisState
@@ -21,30 +19,8 @@ from sas.runtime.state.sqlite_state import SqliteState
 
 @pytest.fixture(scope="module")
 def private_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("private redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=5)
+    with private_redis_server() as (port, _):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def test_a_server_that_lost_the_script_is_sent_it_again(private_url: str) -> None:
