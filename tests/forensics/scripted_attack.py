@@ -20,13 +20,13 @@ PROBER = "203.0.113.66"
 FLOODER = "198.18.7.200"
 
 
-class _Context:
+class LambdaContext:
     def __init__(self, request_id: str) -> None:
         self.aws_request_id = request_id
         self.function_name = "digits-classifier"
 
 
-def _api_event(ip: str, body: str, i: int) -> dict[str, Any]:
+def api_event(ip: str, body: str, i: int) -> dict[str, Any]:
     return {
         "version": "2.0",
         "rawPath": "/predict",
@@ -85,7 +85,7 @@ def run(outdir: Path, invocations: int = 1200, checkpoint_every: int = 200) -> d
                 ip, body = FLOODER, json.dumps({"features": [[0.1, 0.2, 0.3, 0.4]] * 400})
             else:
                 ip, body = f"192.0.2.{i % 23 + 1}", json.dumps({"features": [[0.1, 0.2, 0.3, 0.4]]})
-            handlers[i % 2](_api_event(ip, body, i), _Context(f"req-{i:05d}"))
+            handlers[i % 2](api_event(ip, body, i), LambdaContext(f"req-{i:05d}"))
         for shield in shields:
             shield.close()
     finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted_attack import LambdaContext, api_event
 
 from sas.events.anchor import SqliteAnchor
 from sas.events.checkpoint import load_verifier
@@ -17,23 +18,6 @@ from sas.forensics.verify import verify_ledger
 from sas.integrity import generate_private_key, write_keypair
 
 ATTACKER = "203.0.113.66"
-
-
-class Context:
-    def __init__(self, request_id: str) -> None:
-        self.aws_request_id = request_id
-        self.function_name = "digits"
-
-
-def api_event(ip: str, body: str, i: int) -> dict[str, Any]:
-    return {
-        "version": "2.0",
-        "rawPath": "/predict",
-        "requestContext": {"requestId": f"api-{i}", "http": {"method": "POST", "path": "/predict", "sourceIp": ip}},
-        "headers": {"content-type": "application/json"},
-        "body": body,
-        "isBase64Encoded": False,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +58,7 @@ def shielded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             attacker = i % 4 == 0 and 400 <= i < 1200
             ip = ATTACKER if attacker else f"198.51.100.{i % 17}"
             features = [[1e9, 0.2, 0.3, 0.4]] if attacker else [[0.1, 0.2, 0.3, 0.4]]
-            handlers[i % 2](api_event(ip, json.dumps({"features": features}), i), Context(f"req-{i}"))
+            handlers[i % 2](api_event(ip, json.dumps({"features": features}), i), LambdaContext(f"req-{i}"))
         for shield in shields:
             shield.close()
     finally:
