@@ -53,10 +53,19 @@ def test_margins_from_probabilities_and_labels_only(digits) -> None:
 
 def test_single_row_fast_path_matches_the_batch_path(digits) -> None:
     space = FeatureSpace(digits.baseline)
+    # rows far enough out that some sketch values leave int8 (clamped to ±127), or round to exactly -128
+    far = digits.split.x_benign[:20] * np.linspace(2.0, 12.0, 20)[:, None]
     rows = np.vstack(
-        [digits.split.x_benign[:40], np.full((1, 64), np.nan), np.full((1, 64), 1e300), np.full((1, 64), -1e300)]
+        [
+            digits.split.x_benign[:40],
+            far,
+            np.full((1, 64), np.nan),
+            np.full((1, 64), 1e300),
+            np.full((1, 64), -1e300),
+        ]
     )
     batch = space.signals(rows, None)
+    assert (np.abs(batch.sketches[40:60]) == 127).any(), "the careful path is exercised"
     for i in range(rows.shape[0]):
         one = space.signals(rows[i : i + 1], None)
         assert one.buckets[0] == batch.buckets[i]

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from sas.runtime.baseline import Baseline
 
-SKETCH_DIMS = 8
+SKETCH_DIMS = 8  # FeatureSpace.one() is written out for 8 values
 SKETCH_SCALE = 16.0  # int8 sketch units per whitened standard deviation (range ±8 sd)
 Z_LIMIT = 1e12  # projected values are clamped here (and non-finite ones zeroed) before quantisation
 MAX_ROWS = 4096  # rows per request looked at individually; larger batches are subsampled (kept bounded)
@@ -87,16 +87,20 @@ class FeatureSpace:
         self.offsets = _keyed_rng(self.key, b"offsets").uniform(0.0, 1.0, SKETCH_DIMS)
         self.offset_list = [float(o) for o in self.offsets]
         self.projection_scaled = np.ascontiguousarray(proj * SKETCH_SCALE)
-        # One matrix for the single-row path: whitened features and the sketch projection in one product
-        # (the batch path computes the same two products; the test pins that both give the same bytes).
-        self.combined = np.ascontiguousarray(np.hstack([self.whiten, self.whiten @ self.projection_scaled]))
         self.cell_scale = 1.0 / (SKETCH_SCALE * max(baseline.lsh_width, 1e-6))
+        # One matrix for every row: whitened features, the sketch projection and the bucket-cell coordinates
+        # (the projection already scaled to cells) in one product. The cells of a row whose sketch values
+        # are finite and within Z_LIMIT come from their own columns, in the batch and single-row paths alike
+        # (the test pins that both give the same bytes).
+        ws = self.whiten @ self.projection_scaled
+        self.combined = np.ascontiguousarray(np.hstack([self.whiten, ws, ws * self.cell_scale]))
         self.mid = (baseline.hi + baseline.lo) / 2.0
         self.half = (baseline.hi - baseline.lo) / 2.0
         self.ood_threshold = baseline.ood_threshold
         self.margin_threshold = baseline.margin_threshold
         self._hash_key = self.key[:64]
         self._cells = struct.Struct(f"<{SKETCH_DIMS}q")
+        self._sketch = struct.Struct(f"{SKETCH_DIMS}b")
 
     def rows(self, inputs: Any) -> npt.NDArray[np.float64]:
         """The request's inputs as a ``(n, d)`` float array; ``ValueError`` when they are not ``d`` features."""
@@ -121,16 +125,18 @@ class FeatureSpace:
     def signals(self, x: npt.NDArray[np.float64], outputs: Any) -> RowSignals:
         if x.shape[0] == 1:
             return self._one(x, outputs)
+        d, k = self.d, SKETCH_DIMS
         uz = (x - self.mean) @ self.combined
-        u = uz[:, : self.d]
+        u = uz[:, :d]
         d2 = np.einsum("ij,ij->i", u, u)
         # NaN compares false: "not within" makes a non-finite row out of distribution
         ood = ~(d2 <= self.ood_threshold) | (np.abs(x - self.mid) > self.half).any(axis=1)
-        z = uz[:, self.d :]  # in sketch units
-        z = np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -Z_LIMIT, Z_LIMIT)
+        raw = uz[:, d : d + k]  # in sketch units
+        z = np.clip(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), -Z_LIMIT, Z_LIMIT)
         sketches = np.clip(z, -127, 127).round().astype(np.int8)
-        cells = np.floor(z * self.cell_scale + self.offsets).astype("<i8")  # the bytes _one packs
-        key = self.key[:64]
+        scaled = np.where(np.abs(raw) <= Z_LIMIT, uz[:, d + k :], z * self.cell_scale)
+        cells = np.floor(scaled + self.offsets).astype("<i8")  # the bytes one() packs
+        key = self._hash_key
         buckets = [hashlib.blake2b(row.tobytes(), key=key, digest_size=8).hexdigest() for row in cells]
         margin, low, labels = self._margins(outputs, x.shape[0])
         return RowSignals(x.shape[0], d2, ood, margin, low, labels, sketches, buckets)
@@ -145,40 +151,52 @@ class FeatureSpace:
         return RowSignals(1, np.array([r.d2]), np.array([r.ood]), margin, low, labels, sketches, [r.bucket])
 
     def one(self, v: npt.NDArray[np.float64], outputs: Any) -> OneRow:
-        """One row (the usual request) with one matrix product and plain Python for the eight sketch values.
+        """One row (the usual request): one matrix product, then plain Python for the 16 projected values.
 
-        numpy's per-call cost (~0.5 us) dominates at this size, so the row makes four numpy calls in the
-        common case; everything else is plain floats. Same values as the batch path (tested).
+        numpy's per-call cost (~0.3-1 us) dominates at this size, so the row makes five numpy calls in the
+        common case (seven when the distance leaves the range test to decide); everything else is plain
+        floats and :mod:`struct`. Same values as the batch path (tested).
         """
-        uz = (v - self.mean) @ self.combined
-        u = uz[: self.d]
+        d = self.d
+        uz = (v - self.mean).dot(self.combined)
+        u = uz[:d]
         d2 = float(u.dot(u))
         # NaN compares false: "not within" makes a non-finite row out of distribution; the range test is
         # skipped when the distance already says so (count_nonzero: a third of the cost of .any())
         ood = not d2 <= self.ood_threshold or int(np.count_nonzero(abs(v - self.mid) > self.half)) > 0
-        sketch = bytearray(SKETCH_DIMS)
-        cells = [0] * SKETCH_DIMS
-        cs = self.cell_scale
-        offsets = self.offset_list
-        for j, raw in enumerate(uz[self.d :].tolist()):
-            t = raw if -Z_LIMIT <= raw <= Z_LIMIT else (math.copysign(Z_LIMIT, raw) if math.isfinite(raw) else 0.0)
-            sketch[j] = (127 if t > 127 else -127 if t < -127 else round(t)) & 0xFF
-            cells[j] = math.floor(t * cs + offsets[j])
-        bucket = hashlib.blake2b(self._cells.pack(*cells), key=self._hash_key, digest_size=8).hexdigest()
+        zc = uz[d:].tolist()  # 8 sketch values, then 8 cell coordinates
+        z0, z1, z2, z3, z4, z5, z6, z7, c0, c1, c2, c3, c4, c5, c6, c7 = zc
+        o0, o1, o2, o3, o4, o5, o6, o7 = self.offset_list
+        floor = math.floor
+        try:
+            # written out for SKETCH_DIMS = 8 (a map() over the values costs twice as much); round() raises on
+            # NaN/inf and struct on values beyond int8 or int64: those rows take the careful path
+            sketch: bytes | None = self._sketch.pack(
+                round(z0), round(z1), round(z2), round(z3), round(z4), round(z5), round(z6), round(z7)
+            )
+            cells = self._cells.pack(
+                floor(c0 + o0),
+                floor(c1 + o1),
+                floor(c2 + o2),
+                floor(c3 + o3),
+                floor(c4 + o4),
+                floor(c5 + o5),
+                floor(c6 + o6),
+                floor(c7 + o7),
+            )
+        except (ValueError, OverflowError, struct.error):
+            sketch = None
+        if sketch is None or b"\x80" in sketch:  # -128 is outside the sketch's symmetric range
+            sketch, cells = self._careful(zc)
+        bucket = hashlib.blake2b(cells, key=self._hash_key, digest_size=8).hexdigest()
         margin: float | None = None
         low: bool | None = None
         label: int | None = None
         if outputs is not None:
-            out = outputs if type(outputs) is np.ndarray else None
-            if (
-                out is not None
-                and out.ndim == 2
-                and out.shape[0] >= 1
-                and 2 <= out.shape[1] <= 64
-                and out.dtype.kind in "fiub"
-            ):
+            shape: tuple[int, ...] = outputs.shape if type(outputs) is np.ndarray else ()
+            if len(shape) == 2 and shape[0] >= 1 and 2 <= shape[1] <= 64 and outputs.dtype.kind in "fiub":
                 # one row, few classes (the common request): plain floats beat five numpy calls
-                row = out[0].tolist()
+                row = outputs.tolist()[0] if shape[0] == 1 else outputs[0].tolist()
                 top = max(row)
                 label = row.index(top)  # the first maximum, as argmax
                 row[label] = -math.inf
@@ -190,7 +208,24 @@ class FeatureSpace:
                     margin, low = float(m[0]), bool(lw[0])
                 if lb is not None:
                     label = int(lb[0])
-        return OneRow(d2, ood, margin, low, label, bytes(sketch), bucket)
+        return OneRow(d2, ood, margin, low, label, sketch, bucket)
+
+    def _careful(self, zc: list[float]) -> tuple[bytes, bytes]:
+        """Sketch and cell bytes of a row with non-finite or huge projections, clamped as the batch path does."""
+        sketch = bytearray(SKETCH_DIMS)
+        cells = [0] * SKETCH_DIMS
+        cs = self.cell_scale
+        offsets = self.offset_list
+        for j in range(SKETCH_DIMS):
+            raw = zc[j]
+            if -Z_LIMIT <= raw <= Z_LIMIT:
+                t, scaled = raw, zc[SKETCH_DIMS + j]
+            else:
+                t = math.copysign(Z_LIMIT, raw) if math.isfinite(raw) else 0.0
+                scaled = t * cs
+            sketch[j] = (127 if t > 127 else -127 if t < -127 else round(t)) & 0xFF
+            cells[j] = math.floor(scaled + offsets[j])
+        return bytes(sketch), self._cells.pack(*cells)
 
     def _margins(
         self, outputs: Any, n: int

@@ -32,8 +32,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -73,9 +74,12 @@ class GuardSettings:
     level_memory: float = 300.0  # seconds an instance remembers a client's level without asking the store
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """The shared verdict material for one request."""
+class Assessment(NamedTuple):
+    """The shared verdict material for one request.
+
+    A named tuple rather than a frozen dataclass: one is built per request on the detectors' hot path, and
+    a frozen dataclass of twelve fields costs ~1.2 us to construct (a tuple a quarter of that).
+    """
 
     client: str
     rows: int
@@ -87,8 +91,8 @@ class Assessment:
     global_allowed: bool = True
     sybil: tuple[str, ...] = ()
     degraded: bool = False
-    counts: dict[str, float] = field(default_factory=dict)
-    request: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, float] = {}  # noqa: RUF012 - never mutated; the guard always passes its own
+    request: dict[str, float] = {}  # noqa: RUF012
 
 
 # No signal's benign rate is trusted below this: an exact retry of a request is a near-duplicate too, and
@@ -121,10 +125,9 @@ class ModelGuard:
         self.clock = clock
         default = Signal(0.01, 0.3)
         self.terms = {s: _llr_terms(baseline.signals.get(s, default)) for s in SIGNALS}
-        # (hits counter, rows counter, log(p1/p0), log((1-p1)/(1-p0))) per test, in the order _judge reads
-        self._tests = tuple(
-            (k, n, *self.terms[k]) for k, n in (("ood", "n"), ("low", "m"), ("close", "nc"), ("dup", "nd"))
-        )
+        # (log(p1/p0), log((1-p1)/(1-p0))) per test, in the order _judge reads them
+        self._terms = tuple(self.terms[k] for k in ("ood", "low", "close", "dup"))
+        self._alarms = (baseline.extraction_alarm, baseline.adversarial_alarm)
         self.p0 = {s: min(max(baseline.signals.get(s, default).p0, MIN_P0), 0.5) for s in SIGNALS}
         self.floor = max(baseline.extraction_alarm, baseline.adversarial_alarm)
         self.decay = math.log(2.0) / self.settings.sybil_half_life
@@ -136,14 +139,16 @@ class ModelGuard:
         k = min(prior.size, MAX_LABELS)
         head = prior[:k] / prior[:k].sum() if k else prior
         self.prior_list = [float(v) for v in head]
-        self.label_names = [f"y{i}" for i in range(k)]
+        self.label_names = _LABEL_NAMES[:k]  # the very strings the counters are stored under
+        # half the histogram's degrees of freedom (BIC penalty per log n); 0 turns the label term off
+        self._label_dof = (k - 1) / 2.0 if k >= 2 and self.settings.label_weight > 0 else 0.0
         self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._epoch = -1
         self._global_names: dict[str, str] = {}  # client -> (level, until)
         self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
         self._rounded: tuple[Assessment, dict[str, dict[str, float]]] | None = None
         self._sybil_epoch = -1
-        self._sybil_names: tuple[tuple[str, str, str], ...] = ()
+        self._sybil_tests: tuple[tuple[str, str, str, float, float], ...] = ()
         s = self.settings
         self._bucket = TokenBucket(s.client_rate, s.client_burst)
         self._suspect_bucket = TokenBucket(s.suspect_rate, s.suspect_burst)
@@ -195,11 +200,20 @@ class ModelGuard:
         now = self.clock() if now is None else now
         x = self.space.rows(inputs)
         if x.shape[0] == 1:
-            view, request = self._update_one(client, self.space.one(x[0], outputs), now)
-            return self._judge(client, 1, view, request, now)
+            return self._observe_one(client, self.space.one(x[0], outputs), now)
         sig = self.space.signals(x, outputs)
         view, request = self._update(client, sig, now)
-        return self._judge(client, sig.n, view, request, now)
+        return self._judge(
+            client,
+            sig.n,
+            view.counters,
+            view.global_counters,
+            view.client_allowed,
+            view.global_allowed,
+            view.degraded,
+            request,
+            now,
+        )
 
     def forget_local(self) -> None:
         """Drop what this instance remembers (a cold start does this implicitly)."""
@@ -251,75 +265,126 @@ class ModelGuard:
             request["min_margin"] = float(sig.margin[0]) if one else float(np.min(sig.margin))
         return view, request
 
-    def _update_one(self, client: str, r: OneRow, now: float) -> tuple[Any, dict[str, float]]:
-        """:meth:`_update` for one row, from plain values (the same counters, names and observation)."""
+    def _observe_one(self, client: str, r: OneRow, now: float) -> Assessment:
+        """:meth:`_update` then :meth:`_judge` for one row, from plain values (the same counters and names).
+
+        The state takes the row through :meth:`~sas.runtime.state.StateBackend.update_row` (no observation
+        record to build); the in-process backend answers it in a few microseconds.
+        """
         ood = 1.0 if r.ood else 0.0
-        counters: dict[str, float] = {"n": 1.0, "ood": ood}
         low = 0.0
-        if r.low is not None:
-            low = 1.0 if r.low else 0.0
-            counters["m"] = 1.0
-            counters["low"] = low
-        if r.label is not None:
-            counters[_LABEL_NAMES[r.label % MAX_LABELS]] = 1.0
         epoch = int(now // EPOCH)
         weight = math.exp(self.decay * (now - epoch * EPOCH))
         if epoch != self._epoch:
             self._epoch, self._global_names = epoch, {k: f"{k}@{epoch}" for k in ("n", "ood", "m", "low")}
         names = self._global_names
-        global_counters = {names["n"]: weight, names["ood"]: ood * weight}
-        if r.low is not None:
-            global_counters[names["m"]] = weight
-            global_counters[names["low"]] = low * weight
-        level = self.known_level(client)
-        obs = Observation(
+        if r.low is None:
+            counters = {"n": 1.0, "ood": ood}
+            global_counters = {names["n"]: weight, names["ood"]: ood * weight}
+        else:
+            low = 1.0 if r.low else 0.0
+            counters = {"n": 1.0, "ood": ood, "m": 1.0, "low": low}
+            global_counters = {
+                names["n"]: weight,
+                names["ood"]: ood * weight,
+                names["m"]: weight,
+                names["low"]: low * weight,
+            }
+        if r.label is not None:
+            counters[_LABEL_NAMES[r.label % MAX_LABELS]] = 1.0
+        view = self.state.update_row(
             client,
             counters,
             global_counters,
-            (r.bucket,),
-            (r.sketch,),
+            r.bucket,
+            r.sketch,
             self.settings.row_cost,
-            self._suspect_bucket if level > 0 else self._bucket,
+            self._suspect_bucket if self.known_level(client) > 0 else self._bucket,
             self._global_bucket,
             self.baseline.close_threshold,
-            True,
+            now,
         )
-        view = self.state.update(obs, now)
-        request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(view.client_dups), "max_d2": r.d2}
-        if r.margin is not None:
-            request["min_margin"] = r.margin
-        return view, request
+        if r.margin is None:
+            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(view.client_dups), "max_d2": r.d2}
+        else:
+            request = {
+                "rows": 1.0,
+                "ood": ood,
+                "low": low,
+                "dup": float(view.client_dups),
+                "max_d2": r.d2,
+                "min_margin": r.margin,
+            }
+        return self._judge(
+            client,
+            1,
+            view.counters,
+            view.global_counters,
+            view.client_allowed,
+            view.global_allowed,
+            view.degraded,
+            request,
+            now,
+        )
 
     # --- the tests ------------------------------------------------------------------------------------
-    def _judge(self, client: str, rows: int, view: Any, request: dict[str, float], now: float) -> Assessment:
-        c = view.counters
+    def _judge(
+        self,
+        client: str,
+        rows: int,
+        c: Mapping[str, float],
+        global_counters: Mapping[str, float],
+        client_allowed: bool,
+        global_allowed: bool,
+        degraded: bool,
+        request: dict[str, float],
+        now: float,
+    ) -> Assessment:
         get = c.get
-        counts = {name: get(name, 0.0) for name in _COUNT_NAMES}
         floor = -self.floor
-        llrs = []
-        for k_name, n_name, up, down in self._tests:
-            n = counts[n_name]
-            if n <= 0:
-                llrs.append(0.0)
-                continue
-            k = min(max(counts[k_name], 0.0), n)
-            llrs.append(max(floor, k * up + (n - k) * down))
-        llr_ood, llr_low, llr_close, llr_dup = llrs
+        (up_ood, down_ood), (up_low, down_low), (up_close, down_close), (up_dup, down_dup) = self._terms
+        # one sequential test per signal (written out: a loop over four tuples costs a microsecond here)
+        n = get("n", 0.0)
+        ood = get("ood", 0.0)
+        llr_ood = 0.0
+        if n > 0:
+            k = 0.0 if ood < 0.0 else n if ood > n else ood
+            llr_ood = max(floor, k * up_ood + (n - k) * down_ood)
+        m = get("m", 0.0)
+        low = get("low", 0.0)
+        llr_low = 0.0
+        if m > 0:
+            k = 0.0 if low < 0.0 else m if low > m else low
+            llr_low = max(floor, k * up_low + (m - k) * down_low)
+        nc = get("nc", 0.0)
+        close = get("close", 0.0)
+        llr_close = 0.0
+        if nc > 0:
+            k = 0.0 if close < 0.0 else nc if close > nc else close
+            llr_close = max(floor, k * up_close + (nc - k) * down_close)
+        nd = get("nd", 0.0)
+        dup = get("dup", 0.0)
+        llr_dup = 0.0
+        if nd > 0:
+            k = 0.0 if dup < 0.0 else nd if dup > nd else dup
+            llr_dup = max(floor, k * up_dup + (nd - k) * down_dup)
         labels = self._label_term(c)
         volume = 0.0
         expected = self.settings.expected_queries
-        if counts["n"] > expected:
-            volume = (counts["n"] - expected) / expected * self.baseline.extraction_alarm
+        if n > expected:
+            volume = (n - expected) / expected * self.baseline.extraction_alarm
         extraction = llr_ood + llr_low + llr_close + labels + volume
         adversarial = llr_dup + llr_close + llr_low
-        sybil = self._sybil(view.global_counters, now)
-        factor = self.settings.sybil_factor if sybil else 1.0
-        ext_alarm = self.baseline.extraction_alarm * factor
-        adv_alarm = self.baseline.adversarial_alarm * factor
+        sybil = self._sybil(global_counters, now)
+        if sybil:
+            ext_alarm = self.baseline.extraction_alarm * self.settings.sybil_factor
+            adv_alarm = self.baseline.adversarial_alarm * self.settings.sybil_factor
+        else:
+            ext_alarm, adv_alarm = self._alarms
         bf = self.baseline.block_factor
         ext_level = 2 if extraction >= ext_alarm * bf else 1 if extraction >= ext_alarm else 0
         adv_level = 2 if adversarial >= adv_alarm * bf else 1 if adversarial >= adv_alarm else 0
-        level = max(ext_level, adv_level)
+        level = ext_level if ext_level > adv_level else adv_level
         if level:
             self._level[client] = (level, now + self.settings.level_memory)
             self._level.move_to_end(client)
@@ -328,12 +393,22 @@ class ModelGuard:
         elif self._level:
             self._level.pop(client, None)
         # raw floats: rounding for the ledger happens only when a detection is written
-        counts["llr_ood"] = llr_ood
-        counts["llr_low"] = llr_low
-        counts["llr_close"] = llr_close
-        counts["llr_dup"] = llr_dup
-        counts["llr_labels"] = labels
-        counts["llr_volume"] = volume
+        counts = {
+            "n": n,
+            "ood": ood,
+            "m": m,
+            "low": low,
+            "nc": nc,
+            "close": close,
+            "nd": nd,
+            "dup": dup,
+            "llr_ood": llr_ood,
+            "llr_low": llr_low,
+            "llr_close": llr_close,
+            "llr_dup": llr_dup,
+            "llr_labels": labels,
+            "llr_volume": volume,
+        }
         return Assessment(
             client,
             rows,
@@ -341,47 +416,52 @@ class ModelGuard:
             adversarial,
             ext_level,
             adv_level,
-            view.client_allowed,
-            view.global_allowed,
+            client_allowed,
+            global_allowed,
             sybil,
-            view.degraded,
+            degraded,
             counts,
             request,
         )
 
-    def _label_term(self, counters: Any) -> float:
+    def _label_term(self, counters: Mapping[str, float]) -> float:
         # plain floats: K is small (≤ 32) and numpy's per-call overhead would dominate
-        if len(self.prior_list) < 2 or self.settings.label_weight <= 0:
+        if not self._label_dof:
             return 0.0
-        counts = [counters.get(name, 0.0) for name in self.label_names]
+        get = counters.get
+        counts = [get(name, 0.0) for name in self.label_names]
         total = sum(counts)
         if total < 2:
             return 0.0
+        log = math.log
         g = 0.0
         for k, p in zip(counts, self.prior_list, strict=True):
             if k > 0:
-                g += k * math.log(k / (total * p))
-        penalty = (len(counts) - 1) / 2.0 * math.log(total)
-        return self.settings.label_weight * max(0.0, g - penalty)
+                g += k * log(k / (total * p))
+        return self.settings.label_weight * max(0.0, g - self._label_dof * log(total))
 
-    def _sybil(self, global_counters: Any, now: float) -> tuple[str, ...]:
+    def _sybil(self, global_counters: Mapping[str, float], now: float) -> tuple[str, ...]:
         epoch = int(now // EPOCH)
-        scale = math.exp(-self.decay * (now - epoch * EPOCH))
-        s = self.settings
-        fired = []
         if epoch != self._sybil_epoch:  # counter names of this epoch, formatted once a week, not per request
             self._sybil_epoch = epoch
-            self._sybil_names = tuple((sig, f"{k}@{epoch}", f"{n}@{epoch}") for sig, k, n in _SYBIL_TESTS)
-        for signal, k_name, n_name in self._sybil_names:
-            n = global_counters.get(n_name, 0.0) * scale
-            if n < s.sybil_min_rows:
+            s = self.settings
+            self._sybil_tests = tuple(
+                (sig, f"{k}@{epoch}", f"{n}@{epoch}", self.p0[sig], s.sybil_ratio * self.p0[sig])
+                for sig, k, n in _SYBIL_TESTS
+            )
+        scale = math.exp(-self.decay * (now - epoch * EPOCH))
+        get = global_counters.get
+        min_rows = self.settings.sybil_min_rows
+        fired: tuple[str, ...] = ()
+        for signal, k_name, n_name, p0, ratio in self._sybil_tests:
+            n = get(n_name, 0.0) * scale
+            if n < min_rows:
                 continue
-            k = global_counters.get(k_name, 0.0) * scale
-            p0 = self.p0[signal]
+            k = get(k_name, 0.0) * scale
             z = (k - n * p0) / math.sqrt(n * p0 * (1.0 - p0))
-            if k / n > s.sybil_ratio * p0 and z > s.sybil_z:
-                fired.append(signal)
-        return tuple(fired)
+            if k / n > ratio and z > self.settings.sybil_z:
+                fired += (signal,)
+        return fired
 
 
 def degrade_outputs(outputs: Any) -> Any:

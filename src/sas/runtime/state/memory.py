@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from sas.runtime.state.base import Observation, StateBackend, StateView
+from sas.runtime.state.base import Observation, RowView, StateBackend, StateView, TokenBucket
 from sas.runtime.state.summary import ClientSummary, take
 
 
@@ -43,6 +43,37 @@ class MemoryState(StateBackend):
                     self._global_tokens, self._global_stamp, obs.global_bucket, obs.cost, now
                 )
             return StateView(dict(client.counters), dict(self._global), dups, counts, before, client_ok, global_ok)
+
+    def update_row(
+        self,
+        client: str,
+        counters: Mapping[str, float],
+        global_counters: Mapping[str, float],
+        bucket: str,
+        sketch: bytes,
+        cost: float,
+        client_bucket: TokenBucket | None,
+        global_bucket: TokenBucket | None,
+        close_within: float,
+        now: float,
+    ) -> RowView:
+        with self._lock:
+            summary = self._client(client, now)
+            dups, client_ok = summary.apply_row(counters, bucket, sketch, cost, client_bucket, close_within, now)
+            totals = self._global
+            for name, amount in global_counters.items():
+                totals[name] = totals.get(name, 0.0) + float(amount)
+            window = int(now // self.window)
+            if window != self._window_index:
+                self._window_index, self._global_buckets = window, {}
+            hits = self._global_buckets
+            hits[bucket] = hits.get(bucket, 0) + 1
+            global_ok = True
+            if global_bucket is not None:
+                global_ok, self._global_tokens, self._global_stamp = take(
+                    self._global_tokens, self._global_stamp, global_bucket, cost, now
+                )
+            return RowView(dict(summary.counters), dict(totals), dups, client_ok, global_ok, False)
 
     def mirror(self, obs: Observation, view: StateView, now: float) -> None:
         """Keep this store ready to take over from a shared one (:class:`~.fallback.FallbackState`).

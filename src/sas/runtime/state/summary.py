@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sas.runtime.state.base import MAX_COUNTERS, RECENT_BUCKETS, RECENT_SKETCHES, Observation, TokenBucket
 
@@ -66,6 +67,82 @@ class ClientSummary:
             allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
         self.seen = now
         return dups, before, allowed
+
+    def apply_row(
+        self,
+        counters: Mapping[str, float],
+        bucket: str,
+        sketch: bytes,
+        cost: float,
+        client_bucket: TokenBucket | None,
+        close_within: float,
+        now: float,
+    ) -> tuple[int, bool]:
+        """:meth:`apply` for one bucket id and one sketch, duplicates counted (the memory backend's hot path).
+
+        Returns (near-duplicate hits, token bucket allowed). The same counters, rings and tokens as
+        ``apply(Observation(..., (bucket,), (sketch,), cost, client_bucket, None, close_within, True), now)``
+        (tested), without the generic loops over the request's ids and sketches.
+        """
+        if not self.cached:
+            obs = Observation("", counters, {}, (bucket,), (sketch,), cost, client_bucket, None, close_within, True)
+            dups, _, allowed = self.apply(obs, now)
+            return dups, allowed
+        mine = self.counters
+        roomy = len(mine) + len(counters) + 4 <= MAX_COUNTERS  # room even if every name is new
+        if roomy:
+            for name, amount in counters.items():
+                mine[name] = mine.get(name, 0.0) + float(amount)
+        else:
+            for name, amount in counters.items():
+                if name in mine or len(mine) < MAX_COUNTERS:
+                    mine[name] = mine.get(name, 0.0) + float(amount)
+        # the bucket ring and its index (ring id -> occurrences), as _dups keeps them
+        ring = self.buckets
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for b in ring:
+                index[b] = index.get(b, 0) + 1
+        seen = index.get(bucket, 0)
+        index[bucket] = seen + 1
+        ring.append(bucket)
+        if len(ring) > RECENT_BUCKETS:
+            old = ring.pop(0)
+            left = index[old] - 1
+            if left:
+                index[old] = left
+            else:
+                del index[old]
+        dups = 1 if seen else 0
+        sketches = self.sketches
+        sring = self._ring
+        if close_within >= 0:
+            if sring is None or sring.width != len(sketch):
+                sring = self._ring = _SketchRing(len(sketch), sketches)
+            close = sring.close_then_push(sketch, close_within)
+            if roomy:
+                mine["close"] = mine.get("close", 0.0) + close
+                mine["nc"] = mine.get("nc", 0.0) + 1.0
+            else:
+                self._add(MAX_COUNTERS, "close", float(close))
+                self._add(MAX_COUNTERS, "nc", 1.0)
+        elif sring is not None:
+            sring.push(sketch)
+        if roomy:
+            mine["dup"] = mine.get("dup", 0.0) + dups
+            mine["nd"] = mine.get("nd", 0.0) + 1.0
+        else:
+            self._add(MAX_COUNTERS, "dup", float(dups))
+            self._add(MAX_COUNTERS, "nd", 1.0)
+        sketches.append(sketch)
+        if len(sketches) > RECENT_SKETCHES:
+            del sketches[0]
+        allowed = True
+        if client_bucket is not None:
+            allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, client_bucket, cost, now)
+        self.seen = now
+        return dups, allowed
 
     def mirror(self, obs: Observation, counters: Mapping[str, float], now: float) -> None:
         """Take ``counters`` as they are elsewhere; add ``obs``'s ids and sketches to the rings, take its cost."""
@@ -149,6 +226,10 @@ def take(tokens: float | None, stamp: float, bucket: TokenBucket, cost: float, n
     return False, current, now
 
 
+# squares of the signed value of each byte (a sketch's squared norm without decoding it)
+_SQUARES = tuple((b - 256 if b > 127 else b) ** 2 for b in range(256))
+
+
 class _SketchRing:
     """The sketch ring as one matrix, so a one-sketch request costs one product (memory backend).
 
@@ -158,11 +239,12 @@ class _SketchRing:
     hold ``−inf`` (never close), as :func:`count_close` ignores them.
     """
 
-    __slots__ = ("matrix", "pos", "width")
+    __slots__ = ("_np", "matrix", "pos", "width")
 
     def __init__(self, width: int, ring: Sequence[bytes]) -> None:
         import numpy as np
 
+        self._np = np  # held: an import statement per request costs more than the product
         self.width = width
         self.matrix = np.zeros((RECENT_SKETCHES, width + 1))
         self.matrix[:, width] = -np.inf
@@ -170,22 +252,25 @@ class _SketchRing:
         for sketch in ring[-RECENT_SKETCHES:]:
             self.push(sketch)
 
+    def _row(self, sketch: bytes) -> Any:
+        """``[v, 1]`` as float64 (the ``1`` is one more int8 byte)."""
+        np = self._np
+        return np.frombuffer(sketch + b"\x01", dtype=np.int8).astype(np.float64)
+
     def push(self, sketch: bytes) -> None:
         if len(sketch) == self.width:
-            values = memoryview(sketch).cast("b").tolist()
-            self.matrix[self.pos] = [*values, -0.5 * sum(v * v for v in values)]
+            row = self._row(sketch)
+            row[self.width] = -0.5 * sum(map(_SQUARES.__getitem__, sketch))
+            self.matrix[self.pos] = row
         else:
             self.matrix[self.pos] = [*([0.0] * self.width), -math.inf]
         self.pos = (self.pos + 1) % RECENT_SKETCHES
 
     def close_then_push(self, sketch: bytes, within: float) -> int:
         """1 when ``sketch`` is within squared distance ``within`` of a ring entry; then it joins the ring."""
-        import numpy as np
-
-        values = memoryview(sketch).cast("b").tolist()
-        norm = sum(v * v for v in values)
-        row = [*values, 1.0]
-        best = max((self.matrix @ np.array(row, dtype=np.float64)).tolist())
+        row = self._row(sketch)
+        best = max(self.matrix.dot(row).tolist())
+        norm = sum(map(_SQUARES.__getitem__, sketch))
         row[self.width] = -0.5 * norm
         self.matrix[self.pos] = row
         self.pos = (self.pos + 1) % RECENT_SKETCHES
