@@ -282,13 +282,24 @@ def test_resigned_anchor_from_another_key_is_bad_signature(built: Built, tmp_pat
     assert report.tampered and report.kinds == ("bad-signature",)
 
 
-def test_parallel_leaf_hashing_equals_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_parallel_reading_equals_serial(built: Built, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     from sas.events.merkle import leaf_hashes
     from sas.forensics import hashing
 
-    logs = [[f"entry {i} of {j}".encode() for i in range(n)] for j, n in enumerate((1500, 7, 2600, 0))]
-    monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)
-    assert hashing.hash_logs(logs) == [leaf_hashes(x) for x in logs]
+    serial = load_ledger(built.paths[fmt])
+    monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)  # several chunks, read by forked workers
+    parallel = load_ledger(built.paths[fmt])
+    chunks = [{id(chunk) for log in ledger.logs.values() for chunk, _ in log.runs} for ledger in (serial, parallel)]
+    assert len(chunks[0]) == 1 < len(chunks[1])
+    assert list(parallel.logs) == list(serial.logs) and parallel.metas == serial.metas
+    for origin, log in serial.logs.items():
+        other = parallel.logs[origin]
+        assert other.entries == log.entries and other.count == len(log.entries)
+        assert other.leaf_hashes() == log.leaf_hashes() == b"".join(leaf_hashes(log.entries))
+        assert [(c.note, c.frontier, c.position) for c in other.checkpoints] == [
+            (c.note, c.frontier, c.position) for c in log.checkpoints
+        ]
 
 
 def test_a_sub_log_reaped_before_its_first_checkpoint_is_unverified_not_tampered(tmp_path: Path) -> None:
@@ -385,14 +396,18 @@ def test_a_folder_of_gzipped_cloudwatch_exports_verifies(built: Built, tmp_path:
 
 
 @pytest.mark.parametrize("sizes", [(1500, 7, 2600, 0, 900), (5000, 10, 20)])
-def test_parallel_roots_equal_serial(monkeypatch: pytest.MonkeyPatch, sizes: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("parallel", [False, True])
+def test_roots_at_equal_the_rfc_root(monkeypatch: pytest.MonkeyPatch, sizes: tuple[int, ...], parallel: bool) -> None:
+    from sas.events.merkle import leaf_hash, root
     from sas.forensics import hashing
 
-    logs = [[f"entry {i} of {j}".encode() for i in range(n)] for j, n in enumerate(sizes)]
-    wanted = [[1, n // 3, n // 2, n, n + 5] for n in sizes]
-    serial = [hashing._roots(e, w) for e, w in zip(logs, wanted, strict=True)]
-    monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)
-    assert hashing.roots_at(logs, wanted) == serial
+    logs = [[leaf_hash(f"entry {i} of {j}".encode()) for i in range(n)] for j, n in enumerate(sizes)]
+    wanted = [[1, n // 3, n // 2, n - 1, n, n + 5, 0, 1024] for n in sizes]
+    expected = [{w: root(hs[:w]) for w in ws if 0 < w <= len(hs)} for hs, ws in zip(logs, wanted, strict=True)]
+    monkeypatch.setattr(hashing, "BLOCK_BITS", 4)  # nodes above the blocks are built from block roots
+    if parallel:
+        monkeypatch.setattr(hashing, "PARALLEL_MIN", 10)
+    assert hashing.roots_at([b"".join(hs) for hs in logs], wanted) == expected
 
 
 def test_parallel_verification_still_names_tampering(

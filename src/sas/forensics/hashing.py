@@ -1,32 +1,44 @@
-"""Leaf hashing for verification, spread over the machine's cores when the ledger is large.
+"""Verification's hashing, spread over the machine's cores when the ledger is large.
 
-SHA-256 of every entry is most of verification's cost (no SHA extensions on many cloud CPUs: ~1.5 µs for a
-400-byte entry). ``hashlib`` releases the GIL only for inputs over 2 KiB, so threads do not help with
-entries this small; a forked worker does, and inherits the entries without copying or pickling them. Only
-the hashes (32 bytes per entry) come back through a pipe. Anything unusual (no ``fork``, one core, a small
-ledger, a worker that fails) falls back to hashing in this process: the result is the same, only slower.
+SHA-256 is most of verification's cost: one leaf hash and one node hash per event (~0.6 and ~0.45 µs here,
+mostly the call and ``digest()``, not the compression). ``hashlib`` releases the GIL only for inputs over
+2 KiB, so threads do not help with entries this small; forked workers do, and inherit the ledger's buffers
+without copying or pickling them (one large ``bytes`` per file, so the child's reads touch no reference counts
+and cause no copy-on-write). Only results come back through a pipe: packed hashes and a few nodes.
+
+Work is cut into tasks; the workers take them from the end and this process from the start, cancelling what no
+worker has picked up yet, so that a busy or slow core does not hold up the result. Anything unusual (no
+``fork``, one core, a small ledger, a pool that fails) runs the same tasks in this process: the result is
+the same, only slower.
+
+Roots: the tree at each checkpoint size is made of perfect subtrees of the leaves (its frontier). Tasks hash
+aligned blocks of leaves level by level and return the block's root and the frontier nodes that lie inside it;
+nodes above the block size are built here from block roots. Every leaf and node up to the largest wanted size is
+hashed once, whatever the number of checkpoints.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from hashlib import sha256
+from typing import Any, TypeVar
 
-from sas.events.merkle import Frontier, leaf_hashes
+from sas.events.merkle import EMPTY_ROOT, HASH_SIZE
 
-PARALLEL_MIN = 200_000  # below this, starting a worker costs more than it saves
+T = TypeVar("T")
 
-# set before the fork; the worker reads its slice from its own copy of this memory
-_SHARED: dict[str, list[bytes]] = {}
+PARALLEL_MIN = 200_000  # leaves (or ~bytes / 400 when scanning): below this, a worker costs more than it saves
+BLOCK_BITS = 14  # leaves per root task: 16 384
 
-
-def _hash_slice(start: int, end: int) -> bytes:
-    return b"".join(leaf_hashes(_SHARED["entries"][start:end]))
+_TASKS: dict[str, Callable[[int], Any]] = {}
 
 
-def _workers() -> int:
+def workers() -> int:
+    """Forked workers to add to this process (0: do everything here)."""
     if sys.platform != "linux":
         return 0
     try:
@@ -36,98 +48,136 @@ def _workers() -> int:
     return max(0, min(cpus, 8) - 1)
 
 
-def hash_logs(logs: Sequence[Sequence[bytes]]) -> list[list[bytes]]:
-    """Leaf hashes of each sub-log's entries, in order."""
-    total = sum(len(entries) for entries in logs)
-    workers = _workers()
-    if total < PARALLEL_MIN or workers == 0:
-        return [leaf_hashes(entries) for entries in logs]
-    flat: list[bytes] = [e for entries in logs for e in entries]
-    share = total // (workers + 1)
-    bounds = [(share * (i + 1), share * (i + 2) if i < workers - 1 else total) for i in range(workers)]
-    _SHARED["entries"] = flat
-    try:
-        import multiprocessing
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_hash_slice, a, b) for a, b in bounds]
-            mine = leaf_hashes(flat[:share])
-            blobs = [f.result() for f in futures]
-    except Exception:  # the result must not depend on the pool: hash here instead
-        return [leaf_hashes(entries) for entries in logs]
-    finally:
-        _SHARED.clear()
-    hashes = mine
-    for blob in blobs:
-        hashes.extend(blob[i : i + 32] for i in range(0, len(blob), 32))
-    out: list[list[bytes]] = []
-    pos = 0
-    for entries in logs:
-        out.append(hashes[pos : pos + len(entries)])
-        pos += len(entries)
-    return out
+def _run_task(i: int) -> Any:
+    return _TASKS["fn"](i)
 
 
-def _roots(entries: Sequence[bytes], sizes: Sequence[int]) -> dict[int, bytes]:
-    hashes = leaf_hashes(entries)
-    frontier = Frontier()
-    out: dict[int, bytes] = {}
-    for size in sorted(set(sizes)):
-        if 0 < size <= len(hashes):
-            frontier.extend(hashes[frontier.size : size])
-            out[size] = frontier.root()
-    return out
+def parallel_map(
+    fn: Callable[[int], T], count: int, parallel: bool = True, before: Callable[[], None] | None = None
+) -> list[T]:
+    """``[fn(i) for i in range(count)]``, shared with forked workers when ``parallel`` and there are cores.
 
-
-def _roots_for_logs(indexes: Sequence[int], sizes: Sequence[Sequence[int]]) -> list[dict[int, bytes]]:
-    logs = _SHARED_LOGS["logs"]
-    return [_roots(logs[i], sizes[i]) for i in indexes]
-
-
-_SHARED_LOGS: dict[str, Sequence[Sequence[bytes]]] = {}
-
-
-def roots_at(logs: Sequence[Sequence[bytes]], sizes: Sequence[Sequence[int]]) -> list[dict[int, bytes]]:
-    """For each sub-log, the tree roots at the requested sizes (its checkpoints' and the anchor's).
-
-    Sub-logs are independent trees, so with several cores they are shared out whole (longest first) to forked
-    workers that hash leaves *and* nodes; a ledger dominated by one sub-log splits its leaf hashing instead.
+    ``before`` is other work for this process, done once the workers have started (exactly once either way).
     """
-    total = sum(len(e) for e in logs)
-    workers = _workers()
-    if total < PARALLEL_MIN or workers == 0:
-        return [_roots(e, s) for e, s in zip(logs, sizes, strict=True)]
-    if max(len(e) for e in logs) > total * 0.6:
-        hashed = hash_logs(logs)
-        out = []
-        for hashes, wanted in zip(hashed, sizes, strict=True):
-            frontier, roots = Frontier(), {}
-            for size in sorted(set(wanted)):
-                if 0 < size <= len(hashes):
-                    frontier.extend(hashes[frontier.size : size])
-                    roots[size] = frontier.root()
-            out.append(roots)
-        return out
-    bins: list[list[int]] = [[] for _ in range(workers + 1)]
-    weights = [0] * (workers + 1)
-    for i in sorted(range(len(logs)), key=lambda i: -len(logs[i])):
-        lightest = weights.index(min(weights))
-        bins[lightest].append(i)
-        weights[lightest] += len(logs[i])
-    _SHARED_LOGS["logs"] = logs
-    results: dict[int, dict[int, bytes]] = {}
+    n_workers = workers() if parallel else 0
+    if n_workers == 0 or count < 2:
+        if before is not None:
+            before()
+        return [fn(i) for i in range(count)]
+    _TASKS["fn"] = fn
     try:
-        import multiprocessing
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [(chunk, pool.submit(_roots_for_logs, chunk, sizes)) for chunk in bins[1:] if chunk]
-            for i, roots in zip(bins[0], _roots_for_logs(bins[0], sizes), strict=True):
-                results[i] = roots
-            for chunk, future in futures:
-                for i, roots in zip(chunk, future.result(), strict=True):
-                    results[i] = roots
-    except Exception:  # the result must not depend on the pool
-        return [_roots(e, s) for e, s in zip(logs, sizes, strict=True)]
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures: dict[int, Future[T]] = {}
+            for i in range(count - 1, -1, -1):  # workers start from the end
+                futures[i] = pool.submit(_run_task, i)
+            if before is not None:
+                before()
+                before = None
+            return [fn(i) if futures[i].cancel() else futures[i].result() for i in range(count)]
+    except Exception:  # the result must not depend on the pool (fork refused, a worker killed): do it here
+        if before is not None:
+            before()
+        return [fn(i) for i in range(count)]
     finally:
-        _SHARED_LOGS.clear()
-    return [results[i] for i in range(len(logs))]
+        _TASKS.clear()
+
+
+# ---------------------------------------------------------------------------------------------------- roots
+
+
+def frontier_nodes(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees of a tree of ``size`` leaves as ``(first leaf, height)``, largest first."""
+    out, at = [], 0
+    for height in range(size.bit_length() - 1, -1, -1):
+        if size >> height & 1:
+            out.append((at, height))
+            at += 1 << height
+    return out
+
+
+def _levels(packed: bytes) -> list[bytes]:
+    """Every level of perfect subtrees over packed hashes: ``levels[h]`` packs the roots of aligned runs of
+    ``2**h`` leaves (an odd node at the end of a level has no parent here)."""
+    h = sha256
+    levels = [packed]
+    level = packed
+    while len(level) >= 2 * HASH_SIZE:
+        level = b"".join([h(b"\x01" + level[i : i + 64]).digest() for i in range(0, len(level) - 63, 64)])
+        levels.append(level)
+    return levels
+
+
+def _node(levels: list[bytes], start: int, height: int) -> bytes:
+    at = (start >> height) * HASH_SIZE
+    return levels[height][at : at + HASH_SIZE]
+
+
+def roots_at(
+    packed_logs: Sequence[bytes],
+    sizes: Sequence[Iterable[int]],
+    parallel: bool = True,
+    before: Callable[[], None] | None = None,
+) -> list[dict[int, bytes]]:
+    """For each sub-log (its leaf hashes packed, 32 bytes each) the RFC 6962 roots at the wanted sizes (sizes
+    outside ``1..leaves`` are left out). ``before``: see :func:`parallel_map`."""
+    block = 1 << BLOCK_BITS
+    wanted: list[list[int]] = []
+    needed: list[set[tuple[int, int]]] = []
+    tasks: list[tuple[int, int, int, list[tuple[int, int]]]] = []  # (log, first leaf, end leaf, nodes inside)
+    for index, (packed, asked) in enumerate(zip(packed_logs, sizes, strict=True)):
+        n = len(packed) // HASH_SIZE
+        ws = sorted({w for w in asked if 0 < w <= n})
+        wanted.append(ws)
+        frontier = {node for w in ws for node in frontier_nodes(w)}
+        needed.append(frontier)
+        if not ws:
+            continue
+        inside: dict[int, list[tuple[int, int]]] = {}
+        for start, height in frontier:
+            if height <= BLOCK_BITS:
+                inside.setdefault(start >> BLOCK_BITS, []).append((start, height))
+        top = ws[-1]
+        for b in range(0, (top + block - 1) // block):
+            a = b * block
+            tasks.append((index, a, min(a + block, top), inside.get(b, [])))
+
+    def run(i: int) -> tuple[dict[tuple[int, int], bytes], bytes | None]:
+        index, a, b, inside = tasks[i]
+        levels = _levels(packed_logs[index][a * HASH_SIZE : b * HASH_SIZE])
+        found = {(start, height): _node(levels, start - a, height) for start, height in inside}
+        return found, (levels[BLOCK_BITS] if b - a == block else None)
+
+    total = sum(t[2] - t[1] for t in tasks)
+    results = parallel_map(run, len(tasks), parallel and total >= PARALLEL_MIN, before)
+    out: list[dict[int, bytes]] = []
+    for index in range(len(packed_logs)):
+        found: dict[tuple[int, int], bytes] = {}
+        block_roots: list[bytes] = []
+        for task, (nodes_in_block, block_root) in zip(tasks, results, strict=True):
+            if task[0] == index:
+                found.update(nodes_in_block)
+                if block_root is not None:
+                    block_roots.append(block_root)
+        upper = _levels(b"".join(block_roots))  # over whole blocks only: every node above a block is perfect
+        for start, height in needed[index]:
+            if height > BLOCK_BITS:
+                found[(start, height)] = _node(upper, start >> BLOCK_BITS, height - BLOCK_BITS)
+        roots: dict[int, bytes] = {}
+        for w in wanted[index]:
+            parts = [found[node] for node in frontier_nodes(w)]
+            r = parts[-1]
+            for left in reversed(parts[:-1]):
+                r = sha256(b"\x01" + left + r).digest()
+            roots[w] = r
+        out.append(roots)
+    return out
+
+
+def root_of(packed: bytes) -> bytes:
+    """The tree head over packed leaf hashes."""
+    n = len(packed) // HASH_SIZE
+    return EMPTY_ROOT if n == 0 else roots_at([packed], [[n]], parallel=False)[0][n]
+
+
+def unpack(packed: bytes) -> list[bytes]:
+    return [packed[i : i + HASH_SIZE] for i in range(0, len(packed), HASH_SIZE)]

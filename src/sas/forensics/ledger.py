@@ -6,37 +6,42 @@ may carry a prefix in front of each record (CloudWatch exports add a timestamp a
 a timestamp); a record is found wherever ``{"_sas_`` begins. Lines the platform wrote about itself, such as
 Lambda's ``platform.logsDropped`` report, are collected so that verification can tell a gap the platform
 explains from one it does not.
+
+Reading is one pass over the raw bytes (:mod:`sas.forensics.scan`), shared with forked workers for a large
+ledger: each sub-log becomes a list of runs (byte ranges of the file with their leaf hashes), so loading a
+million events creates no per-event object. ``StoredLog.entries`` slices the entries out of the kept buffer
+the first time someone asks (diagnosis, proofs, the investigation commands); verification of an intact
+ledger never does.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import itertools
-import operator
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sas.errors import InputError
-from sas.events.canonical import (
-    CHECKPOINT_PREFIX,
-    ENTRY_PREFIX,
-    META_PREFIX,
-    SEQ_SEPARATOR,
-    decode_entry,
-    entry_origin_seq,
-    loads,
+from sas.events.canonical import decode_entry, loads
+from sas.forensics import hashing
+from sas.forensics.scan import (
+    DROPPED_EVENTS,
+    Chunk,
+    Run,
+    SqliteChunk,
+    file_chunks,
+    memory_chunks,
+    pack_leaf_hashes,
 )
 
-_MARK = b'{"_sas_'
+__all__ = ["DROPPED_EVENTS", "Ledger", "StoredCheckpoint", "StoredLog", "load_ledger"]
+
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-# reports of lines lost on the way: Lambda's (Telemetry API), and the ledger writer's own failed writes
-DROPPED_EVENTS = frozenset({"platform.logsDropped", "logs-dropped", "platform.logs_dropped", "ledger.writeFailed"})
+_BYTES_PER_ENTRY = 400  # to compare a buffer's size with hashing.PARALLEL_MIN (a count of leaves)
+MIN_CHUNK = 1 << 20  # bytes a task scans at least (a task costs a pickled result and a few system calls)
 
 
 @dataclass(slots=True)
@@ -47,11 +52,62 @@ class StoredCheckpoint:
     position: int  # order of appearance among all checkpoints of the ledger
 
 
+class _Entries:
+    """Slices every sub-log's entries out of the chunks in one pass, the first time any sub-log's are wanted.
+
+    A chunk of a file is read again, so its entries are hashed again and compared with the hashes that were
+    verified: a file changed in between is an error, never a silent difference between what was verified and
+    what is shown."""
+
+    def __init__(self, source: str, logs: dict[str, StoredLog]) -> None:
+        self.source = source
+        self.logs = logs
+
+    def fill(self) -> None:
+        cache: dict[int, bytes] = {}
+        for log in self.logs.values():
+            if log._entries is not None:
+                continue
+            out: list[bytes] = []
+            for chunk, run in log.runs:
+                data = cache.get(id(chunk))
+                if data is None:
+                    data = cache[id(chunk)] = chunk.read()
+                entries = run.entries(data)
+                if not chunk.stable and (len(entries) != run.n or pack_leaf_hashes(entries) != run.hashes):
+                    raise InputError(f"{self.source} changed while it was being read: read it again")
+                out.extend(entries)
+            log._entries = out
+
+
 @dataclass(slots=True)
 class StoredLog:
     origin: str
-    entries: list[bytes] = field(default_factory=list)
+    runs: list[tuple[Chunk, Run]] = field(default_factory=list)  # stored order
     checkpoints: list[StoredCheckpoint] = field(default_factory=list)
+    _entries: list[bytes] | None = field(default=None, repr=False)
+    _hashes: bytes | None = field(default=None, repr=False)
+    _reader: _Entries | None = field(default=None, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self._entries) if self._entries is not None else sum(run.n for _, run in self.runs)
+
+    @property
+    def entries(self) -> list[bytes]:
+        """The stored entries in order (read out of the ledger on first use)."""
+        if self._entries is None:
+            if self._reader is not None:
+                self._reader.fill()
+            if self._entries is None:
+                self._entries = []
+        return self._entries
+
+    def leaf_hashes(self) -> bytes:
+        """``H(0x00 || entry)`` of every entry in order, 32 bytes each, as computed while reading."""
+        if self._hashes is None:
+            self._hashes = b"".join(run.hashes for _, run in self.runs)
+        return self._hashes
 
 
 @dataclass(slots=True)
@@ -63,15 +119,18 @@ class Ledger:
     platform_reports: list[dict[str, Any]] = field(default_factory=list)
     malformed: int = 0  # records that look like ours but cannot be parsed
     size_bytes: int = 0
+    _reader: _Entries | None = field(default=None, repr=False)
 
     @property
     def event_count(self) -> int:
-        return sum(len(log.entries) for log in self.logs.values())
+        return sum(log.count for log in self.logs.values())
 
     def log(self, origin: str) -> StoredLog:
         found = self.logs.get(origin)
         if found is None:
-            found = self.logs[origin] = StoredLog(origin)
+            if self._reader is None:
+                self._reader = _Entries(self.source, self.logs)
+            found = self.logs[origin] = StoredLog(origin, _reader=self._reader)
         return found
 
     def iter_entries(self) -> Iterator[tuple[str, int, bytes]]:
@@ -87,138 +146,40 @@ class Ledger:
             if record is not None:
                 yield record
 
+    # ------------------------------------------------------------------ building
 
-def _add_checkpoint(ledger: Ledger, raw: bytes, counter: list[int]) -> None:
-    try:
-        obj = loads(raw)
-        origin = str(obj["_sas_checkpoint"])
-        note = str(obj["note"])
-        frontier = tuple(base64.b64decode(h, validate=True) for h in obj.get("frontier", []))
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        ledger.malformed += 1
-        return
-    ledger.log(origin).checkpoints.append(StoredCheckpoint(origin, note, frontier, counter[0]))
-    counter[0] += 1
+    def _add_checkpoint(self, origin: str, note: str, frontier: tuple[bytes, ...], counter: list[int]) -> None:
+        self.log(origin).checkpoints.append(StoredCheckpoint(origin, note, frontier, counter[0]))
+        counter[0] += 1
 
-
-def _add_meta(ledger: Ledger, meta: Any) -> None:
-    if not isinstance(meta, dict):
-        ledger.malformed += 1
-        return
-    ledger.metas.append(meta)
-    key = meta.get("key")
-    if isinstance(key, str) and key not in ledger.keys:
-        ledger.keys.append(key)
+    def _add_meta(self, meta: Any) -> None:
+        if not isinstance(meta, dict):
+            self.malformed += 1
+            return
+        self.metas.append(meta)
+        key = meta.get("key")
+        if isinstance(key, str) and key not in self.keys:
+            self.keys.append(key)
 
 
-def _platform_report(ledger: Ledger, line: bytes) -> None:
-    start = line.find(b"{")
-    if start < 0:
-        return
-    try:
-        obj = loads(line[start:])
-    except ValueError:
-        return
-    if isinstance(obj, dict) and obj.get("type") in DROPPED_EVENTS:
-        ledger.platform_reports.append(obj)
+@dataclass(slots=True)
+class _Part:
+    """One file (or standard input) to scan in chunks, with what was read beside it (an SQLite ledger's tables)."""
+
+    size: int
+    chunker: Callable[[int], Sequence[Chunk]]  # chunks of about the given size
+    metas: list[Any] = field(default_factory=list)
+    checkpoints: list[tuple[str, str, tuple[bytes, ...]]] = field(default_factory=list)
+    malformed: int = 0
 
 
-def _lines_containing(data: bytes, needle: bytes) -> list[bytes]:
-    """Whole lines holding ``needle``, found by searching for it (a regex that scans every line is quadratic)."""
-    out = []
-    at = data.find(needle)
-    while at >= 0:
-        start = data.rfind(b"\n", 0, at) + 1
-        end = data.find(b"\n", at)
-        end = len(data) if end < 0 else end
-        out.append(data[start:end])
-        at = data.find(needle, end)
-    return out
-
-
-def _origin_key(line: bytes) -> bytes:
-    end = line.find(b'"', _ORIGIN_START)
-    if end < 0 or not line.startswith(SEQ_SEPARATOR, end):
-        return b""  # not a well-formed entry
-    return line[_ORIGIN_START:end]
-
-
-_ORIGIN_START = len(ENTRY_PREFIX)
-_IS_ENTRY = operator.methodcaller("startswith", ENTRY_PREFIX)
-_IS_RECORD = operator.methodcaller("startswith", _MARK)
-
-
-def _read_plain(ledger: Ledger, data: bytes) -> bool:
-    """The fast path for files the writer made: every record starts its line. False: use the slow path."""
-    lines = data.split(b"\n")
-    records = list(filter(_IS_RECORD, lines))
-    if len(records) != data.count(_MARK):
-        return False  # a record behind a prefix (a platform's log format), or a key that looks like ours
-    entries = list(filter(_IS_ENTRY, records))
-    # runs of one sub-log are the writer's batches: the per-run loop is short, the per-line work stays in C
-    for origin, run in itertools.groupby(entries, key=_origin_key):
-        if origin:
-            ledger.log(origin.decode("utf-8", "replace")).entries.extend(run)
-        else:
-            ledger.malformed += sum(1 for _ in run)
-    counter = [0]
-    for line in itertools.filterfalse(_IS_ENTRY, records):
-        if line.startswith(CHECKPOINT_PREFIX):
-            _add_checkpoint(ledger, line, counter)
-        elif line.startswith(META_PREFIX):
-            try:
-                _add_meta(ledger, loads(line).get("_sas_meta"))
-            except (ValueError, AttributeError):
-                ledger.malformed += 1
-        else:
-            ledger.malformed += 1
-    for line in _lines_containing(data, b"logsDropped"):
-        _platform_report(ledger, line)
-    return True
-
-
-def _read_lines(ledger: Ledger, data: bytes) -> None:
-    if b"\r\n" in data:
+def _memory_part(data: bytes) -> _Part:
+    if b"\r" in data and b"\r\n" in data:
         data = data.replace(b"\r\n", b"\n")
-    if _read_plain(ledger, data):
-        return
-    counter = [0]
-    cur_origin = ""
-    cur_prefix = b"\x00"  # matches nothing until the first entry
-    cur_list: list[bytes] = []
-    for raw in data.split(b"\n"):
-        line = raw
-        if not line.startswith(_MARK):
-            at = line.find(_MARK)
-            if at < 0:
-                if b"logsDropped" in line:
-                    _platform_report(ledger, line)
-                continue
-            line = line[at:]
-        if line.startswith(cur_prefix):
-            cur_list.append(line)
-            continue
-        if line.startswith(ENTRY_PREFIX):
-            found = entry_origin_seq(line)
-            if found is None:
-                ledger.malformed += 1
-                continue
-            cur_origin = found[0]
-            cur_prefix = ENTRY_PREFIX + cur_origin.encode() + SEQ_SEPARATOR
-            cur_list = ledger.log(cur_origin).entries
-            cur_list.append(line)
-        elif line.startswith(CHECKPOINT_PREFIX):
-            _add_checkpoint(ledger, line, counter)
-        elif line.startswith(META_PREFIX):
-            try:
-                _add_meta(ledger, loads(line).get("_sas_meta"))
-            except (ValueError, AttributeError):
-                ledger.malformed += 1
-        else:
-            ledger.malformed += 1
+    return _Part(len(data), lambda target: memory_chunks(data, target))
 
 
-def _read_sqlite(ledger: Ledger, path: str) -> None:
+def _read_sqlite(path: str, size: int) -> _Part:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -227,49 +188,40 @@ def _read_sqlite(ledger: Ledger, path: str) -> None:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "batches" not in tables or "checkpoints" not in tables:
             raise InputError(f"{path}: an SQLite file but not a sas ledger (no batches/checkpoints tables)")
-        lines: list[bytes] = []
-        for (blob,) in db.execute("SELECT data FROM batches ORDER BY id"):
-            lines.extend((blob.encode() if isinstance(blob, str) else bytes(blob)).split(b"\n"))
+        lo, hi = db.execute("SELECT min(id), max(id) FROM batches").fetchone()
+        part = _Part(size, lambda target: _sqlite_chunks(path, lo, hi, size, target))
         if "meta" in tables:
             for (value,) in db.execute("SELECT value FROM meta ORDER BY id"):
                 try:
-                    _add_meta(ledger, loads(value))
+                    part.metas.append(loads(value))
                 except ValueError:
-                    ledger.malformed += 1
-        counter = [0]
+                    part.malformed += 1
         for origin, note, frontier in db.execute("SELECT origin, note, frontier FROM checkpoints ORDER BY id"):
             raw = bytes(frontier or b"")
             nodes = tuple(raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32))
-            ledger.log(str(origin)).checkpoints.append(StoredCheckpoint(str(origin), str(note), nodes, counter[0]))
-            counter[0] += 1
+            part.checkpoints.append((str(origin), str(note), nodes))
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path}: damaged SQLite ledger ({exc})") from None
     finally:
         db.close()
-    _read_lines_into(ledger, lines)
+    return part
 
 
-def _read_lines_into(ledger: Ledger, lines: list[bytes]) -> None:
-    cur_prefix = b"\x00"
-    cur_list: list[bytes] = []
-    for line in lines:
-        if line.startswith(cur_prefix):
-            cur_list.append(line)
-            continue
-        found = entry_origin_seq(line)
-        if found is None:
-            ledger.malformed += 1
-            continue
-        cur_prefix = ENTRY_PREFIX + found[0].encode() + SEQ_SEPARATOR
-        cur_list = ledger.log(found[0]).entries
-        cur_list.append(line)
+def _sqlite_chunks(path: str, lo: int | None, hi: int | None, size: int, target: int) -> list[SqliteChunk]:
+    """Batches in id ranges, as many ranges as the file holds ``target`` bytes (ids are dense: the writer
+    only inserts, and a range that lost rows is only smaller)."""
+    if lo is None or hi is None:
+        return []
+    count = max(1, -(-size // target))
+    step = max(1, -(-(hi - lo + 1) // count))
+    return [SqliteChunk(path, a, min(a + step, hi + 1)) for a in range(lo, hi + 1, step)]
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_DECOMPRESSED = 8 * 1024**3  # a gzip bomb stops here, not at the end of memory
 
 
-def _read_file(ledger: Ledger, path: Path) -> None:
+def _read_file(ledger: Ledger, path: Path) -> _Part:
     name = os.fspath(path)
     try:
         with path.open("rb") as fh:
@@ -279,24 +231,49 @@ def _read_file(ledger: Ledger, path: Path) -> None:
         raise InputError(f"cannot read ledger {name}: {exc.strerror or exc}") from None
     ledger.size_bytes += size
     if head == _SQLITE_MAGIC:
-        _read_sqlite(ledger, name)
         wal = Path(name + "-wal")
-        if wal.exists():
-            ledger.size_bytes += wal.stat().st_size
-        return
-    try:
-        if head.startswith(_GZIP_MAGIC):  # CloudWatch Logs exports to S3 are gzipped
-            import gzip
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        ledger.size_bytes += wal_size
+        return _read_sqlite(name, size + wal_size)
+    if not head.startswith(_GZIP_MAGIC):
+        return _Part(size, lambda target: file_chunks(name, size, target))
+    import gzip  # CloudWatch Logs exports to S3 are gzipped
 
-            with gzip.open(path, "rb") as gz:
-                data = gz.read(MAX_DECOMPRESSED + 1)
-            if len(data) > MAX_DECOMPRESSED:
-                raise InputError(f"{name}: decompresses to more than {MAX_DECOMPRESSED} bytes")
-        else:
-            data = path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as gz:
+            data = gz.read(MAX_DECOMPRESSED + 1)
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read ledger {name}: {exc}") from None
-    _read_lines(ledger, data)
+    if len(data) > MAX_DECOMPRESSED:
+        raise InputError(f"{name}: decompresses to more than {MAX_DECOMPRESSED} bytes")
+    return _memory_part(data)
+
+
+def _scan(ledger: Ledger, parts: list[_Part]) -> None:
+    """Scan every part (in chunks shared with workers when large) and add what was found, in stored order."""
+    total = sum(p.size for p in parts)
+    parallel = total >= hashing.PARALLEL_MIN * _BYTES_PER_ENTRY
+    target = max(MIN_CHUNK, total // (8 * (hashing.workers() + 1))) if parallel else max(total, 1)
+    chunks = [list(part.chunker(target)) for part in parts]
+    flat = [chunk for part_chunks in chunks for chunk in part_chunks]
+    results = iter(hashing.parallel_map(lambda i: flat[i].scan(), len(flat), parallel))
+    counter = [0]
+    for part, part_chunks in zip(parts, chunks, strict=True):
+        for meta in part.metas:
+            ledger._add_meta(meta)
+        for checkpoint in part.checkpoints:
+            ledger._add_checkpoint(*checkpoint, counter)
+        ledger.malformed += part.malformed
+        for chunk in part_chunks:
+            found = next(results)
+            ledger.malformed += found.malformed
+            for run in found.runs:
+                ledger.log(run.origin.decode("utf-8", "replace")).runs.append((chunk, run))
+            for checkpoint in found.checkpoints:
+                ledger._add_checkpoint(*checkpoint, counter)
+            for meta in found.metas:
+                ledger._add_meta(meta)
+            ledger.platform_reports.extend(found.reports)
 
 
 def load_ledger(source: str | os.PathLike[str]) -> Ledger:
@@ -304,22 +281,23 @@ def load_ledger(source: str | os.PathLike[str]) -> Ledger:
     ``.gz`` included), or ``-`` for standard input. Unusable input is an InputError."""
     name = os.fspath(source)
     ledger = Ledger(source=name)
+    parts: list[_Part] = []
     if name == "-":
         data = sys.stdin.buffer.read()
         ledger.size_bytes = len(data)
-        _read_lines(ledger, data)
+        _scan(ledger, [_memory_part(data)])
         return ledger
     path = Path(name)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm")))
         if not files:
             raise InputError(f"ledger folder {name} holds no files")
-        for file in files:
-            _read_file(ledger, file)
+        parts.extend(_read_file(ledger, file) for file in files)
     elif path.is_file():
-        _read_file(ledger, path)
+        parts.append(_read_file(ledger, path))
     else:
         raise InputError(f"ledger {name} not found (expected a sqlite or jsonl ledger file, or a folder of them)")
+    _scan(ledger, parts)
     if not ledger.logs and not ledger.metas:
         raise InputError(f"{name}: no sas ledger records found")
     return ledger

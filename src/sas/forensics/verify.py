@@ -27,9 +27,9 @@ from sas.errors import InputError
 from sas.events.anchor import AnchorStore
 from sas.events.canonical import decode_entry, dumps, entry_origin_seq
 from sas.events.checkpoint import NoteError, SignedCheckpoint, VerifierKey, parse_checkpoint
-from sas.events.merkle import Frontier, leaf_hashes, root
-from sas.forensics.hashing import roots_at
-from sas.forensics.ledger import DROPPED_EVENTS, Ledger, StoredLog
+from sas.events.merkle import Frontier, root
+from sas.forensics import hashing
+from sas.forensics.ledger import DROPPED_EVENTS, Ledger, StoredCheckpoint, StoredLog
 
 TAMPERING_KINDS = ("modified", "deleted", "inserted", "reordered", "truncated", "forked", "bad-signature")
 
@@ -231,14 +231,28 @@ def _entry_time(entry: bytes) -> float | None:
     return float(t) if isinstance(t, (int, float)) else None
 
 
-def _check_signatures(log: StoredLog, keys: Sequence[VerifierKey], result: _LogResult) -> None:
-    last_good = 0
-    bad: list[tuple[int, str]] = []
+def _parse_notes(log: StoredLog) -> list[tuple[StoredCheckpoint, SignedCheckpoint | NoteError]]:
+    """Every checkpoint of the sub-log in stored order, parsed (or why it cannot be)."""
+    out: list[tuple[StoredCheckpoint, SignedCheckpoint | NoteError]] = []
     for stored in sorted(log.checkpoints, key=lambda c: c.position):
         try:
-            note = parse_checkpoint(stored.note)
+            out.append((stored, parse_checkpoint(stored.note)))
         except NoteError as exc:
-            bad.append((last_good, f"checkpoint note is malformed: {exc}"))
+            out.append((stored, exc))
+    return out
+
+
+def _check_signatures(
+    log: StoredLog,
+    keys: Sequence[VerifierKey],
+    result: _LogResult,
+    parsed: Sequence[tuple[StoredCheckpoint, SignedCheckpoint | NoteError]],
+) -> None:
+    last_good = 0
+    bad: list[tuple[int, str]] = []
+    for stored, note in parsed:
+        if isinstance(note, NoteError):
+            bad.append((last_good, f"checkpoint note is malformed: {note}"))
             continue
         cp = note.checkpoint
         if cp.origin != log.origin:
@@ -280,7 +294,7 @@ def _check_signatures(log: StoredLog, keys: Sequence[VerifierKey], result: _LogR
 def _fast_path(log: StoredLog, result: _LogResult) -> _GoodCheckpoint | None:
     """Compare each signed checkpoint with the root the stored entries give at its size (computed in bulk by
     :func:`sas.forensics.hashing.roots_at`); returns the first checkpoint that does not match."""
-    n = len(log.entries)
+    n = log.count
     for cp in result.good:
         if cp.size > n or result.roots_at.get(cp.size) != cp.root:
             return cp
@@ -524,7 +538,7 @@ def _verify_log(ctx: _Context, log: StoredLog, result: _LogResult) -> None:
     mismatch = _fast_path(log, result)
     if mismatch is None:
         return
-    result.hashes = leaf_hashes(log.entries)  # diagnosis works leaf by leaf
+    result.hashes = hashing.unpack(log.leaf_hashes())  # diagnosis works leaf by leaf
     seqs = _seqs(log)
     if len(set(seqs)) != len(seqs):
         fork = _try_fork(log, seqs, result)
@@ -591,7 +605,7 @@ def _check_anchor(
         result = results[origin]
         if any(not p.explained for p in result.problems):
             continue  # already tampered; the anchor adds nothing clearer
-        count = len(log.entries)
+        count = log.count
         if cp.size > count:
             first = min(count, result.signed_size) if result.signed_size else count
             problems.append(
@@ -606,7 +620,7 @@ def _check_anchor(
             )
             continue
         at = result.roots_at.get(cp.size)
-        if (at if at is not None else root(leaf_hashes(log.entries[: cp.size]))) != cp.root:
+        if (at if at is not None else hashing.root_of(log.leaf_hashes()[: cp.size * 32])) != cp.root:
             problems.append(
                 Problem(
                     "forked",
@@ -639,28 +653,39 @@ def verify_ledger(
         with contextlib.suppress(NoteError):
             anchor_sizes.setdefault(origin, []).append(parse_checkpoint(text).checkpoint.size)
     origins = sorted(ledger.logs)
+    parsed = {o: _parse_notes(ledger.logs[o]) for o in origins}
     for origin in origins:
-        result = results[origin] = _LogResult()
-        _check_signatures(ledger.logs[origin], trusted, result)
-    wanted = [[c.size for c in results[o].good] + anchor_sizes.get(o, []) for o in origins]
-    for origin, roots in zip(origins, roots_at([ledger.logs[o].entries for o in origins], wanted), strict=True):
+        results[origin] = _LogResult()
+
+    def check_signatures() -> None:
+        for origin in origins:
+            _check_signatures(ledger.logs[origin], trusted, results[origin], parsed[origin])
+
+    # roots at the size of every checkpoint, signed or not (they share all their nodes), are hashed by the
+    # workers while this process checks the signatures
+    wanted = [
+        [n.checkpoint.size for _, n in parsed[o] if not isinstance(n, NoteError)] + anchor_sizes.get(o, [])
+        for o in origins
+    ]
+    packed = [ledger.logs[o].leaf_hashes() for o in origins]
+    for origin, roots in zip(origins, hashing.roots_at(packed, wanted, before=check_signatures), strict=True):
         results[origin].roots_at = roots
     for origin in origins:
         log = ledger.logs[origin]
         result = results[origin]
         _verify_log(ctx, log, result)
         problems.extend(result.problems)
-        if not result.good and log.entries:
+        if not result.good and log.count:
             if not any(p.kind == "bad-signature" for p in result.problems):
                 # an instance reaped before its first checkpoint looks exactly like this; only the anchor can
                 # tell it from checkpoints removed by hand, so without one this is unverified, not tampered
                 warnings.append(
-                    f"{origin}: {len(log.entries)} event(s) and no checkpoint: none of them is verified "
+                    f"{origin}: {log.count} event(s) and no checkpoint: none of them is verified "
                     "(the instance stopped before signing, or its checkpoints were removed)"
                 )
-        elif len(log.entries) > result.signed_size and not result.problems:
+        elif log.count > result.signed_size and not result.problems:
             warnings.append(
-                f"{origin}: {len(log.entries) - result.signed_size} newest event(s) after checkpoint "
+                f"{origin}: {log.count - result.signed_size} newest event(s) after checkpoint "
                 f"{result.signed_size} are not signed yet (writer still running, or it stopped before close)"
             )
     anchored: dict[str, int] = {}
@@ -678,7 +703,7 @@ def verify_ledger(
     statuses = tuple(
         LogStatus(
             origin,
-            len(ledger.logs[origin].entries),
+            ledger.logs[origin].count,
             len(ledger.logs[origin].checkpoints),
             results[origin].signed_size,
             results[origin].verified_size,
