@@ -68,7 +68,7 @@ def make_handler(predict: Callable[[Any], Any]) -> Callable[[dict[str, Any], Any
     return handler
 
 
-def run(model: Any, sink: str, requests: int, events: list[dict[str, Any]], scratch: str) -> dict[str, float]:
+def run(model: Any, sink: str, requests: int, events: list[str], scratch: str) -> dict[str, float]:
     config = {
         "runtime": {
             "mode": "enforce",
@@ -84,9 +84,10 @@ def run(model: Any, sink: str, requests: int, events: list[dict[str, Any]], scra
     shield_ns: list[int] = []
     clock = time.perf_counter_ns
     for i in range(requests):
-        event = events[i % len(events)]
         order = (0, 1) if i % 2 else (1, 0)
         for which in order:
+            # a fresh event per call, as the Lambda runtime client parses one from the Runtime API each time
+            event = json.loads(events[i % len(events)])
             if which == 0:
                 audit.deactivate()
                 cloud_sdk.deactivate()
@@ -223,24 +224,57 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000, help="requests per handler (logistic regression)")
     parser.add_argument("--forest-requests", type=int, default=1000, help="requests per handler (random forest)")
     parser.add_argument("--manifest-mb", type=int, default=256)
+    parser.add_argument("--models", default="forest,mlp,logistic,no-op", help="comma-separated subset")
+    parser.add_argument("--sinks", default="stdout,memory,jsonl", help="comma-separated subset")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the import/set-up and manifest figures")
     args = parser.parse_args()
 
     x, y = load_digits(return_X_y=True)
     models = {
-        "random forest (100 trees)": RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
-        "MLP (256-128 hidden)": MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=300, random_state=0).fit(x, y),
-        "logistic regression": LogisticRegression(max_iter=2000).fit(x, y),
-        "no-op model": NoopModel(),
+        "random forest (100 trees)": lambda: RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
+        "MLP (256-128 hidden)": lambda: MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=300, random_state=0).fit(
+            x, y
+        ),
+        "logistic regression": lambda: LogisticRegression(max_iter=2000).fit(x, y),
+        "no-op model": NoopModel,
     }
+    # HTTP API (v2) events as API Gateway sends them, headers included
     events = [
-        {
-            "version": "2.0",
-            "rawPath": "/predict",
-            "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": "POST", "sourceIp": f"198.51.100.{i % 250}"}, "requestId": str(i)},
-            "body": json.dumps({"features": [float(v) for v in row]}),
-            "isBase64Encoded": False,
-        }
+        json.dumps(
+            {
+                "version": "2.0",
+                "routeKey": "POST /predict",
+                "rawPath": "/predict",
+                "rawQueryString": "",
+                "headers": {
+                    "accept": "application/json",
+                    "content-length": "400",
+                    "content-type": "application/json",
+                    "host": "abc123.execute-api.us-east-1.amazonaws.com",
+                    "user-agent": "python-requests/2.32",
+                    "x-amzn-trace-id": f"Root=1-6740a1b2-{i:024x}",
+                    "x-forwarded-for": f"198.51.100.{i % 250}",
+                    "x-forwarded-port": "443",
+                    "x-forwarded-proto": "https",
+                },
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "apiId": "abc123",
+                    "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+                    "http": {
+                        "method": "POST",
+                        "path": "/predict",
+                        "protocol": "HTTP/1.1",
+                        "sourceIp": f"198.51.100.{i % 250}",
+                    },
+                    "requestId": str(i),
+                    "stage": "$default",
+                    "timeEpoch": 1_790_000_000_000 + i,
+                },
+                "body": json.dumps({"features": [float(v) for v in row]}),
+                "isBase64Encoded": False,
+            }
+        )
         for i, row in enumerate(x[:500])
     ]
     calibration = min(timeit.repeat("sum(range(100))", number=100_000, repeat=5)) * 10
@@ -252,8 +286,12 @@ def main() -> None:
     header = f"{'model':<27} {'sink':<7} {'n':>5} {'bare p50':>10} {'p99':>10} {'shield p50':>11} {'p99':>10}"
     print(header + f" {'ratio':>6} {'+p50 µs':>8}  target (< 2% and < 50 µs at p50)")
     with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as logs:
-        for name, model in models.items():
-            for sink in ("stdout", "memory", "jsonl"):
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        for name, train in models.items():
+            if not any(w in name.lower() for w in wanted):
+                continue
+            model = train()
+            for sink in [s.strip() for s in args.sinks.split(",") if s.strip()]:
                 spec = {"stdout": "stdout", "memory": "memory", "jsonl": f"jsonl:{Path(logs) / 'ledger.jsonl'}"}[sink]
                 n = args.forest_requests if "forest" in name else args.requests
                 # the default sink: the signed ledger on stdout (CloudWatch), here written to /dev/null
@@ -267,6 +305,8 @@ def main() -> None:
                     + f"  {verdict}"
                     + (f"   ALERTS: {r['alerts']}" if r["alerts"] else "")
                 )
+        if args.no_cold_start:
+            return
         cold_start_report(scratch)
     cost = manifest_cost(args.manifest_mb)
     if cost is None:

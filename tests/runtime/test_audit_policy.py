@@ -122,6 +122,19 @@ def test_posixsubprocess_fork_exec_called_directly_blocked(tmp_path: Path) -> No
     assert event["details"]["operation"] == "_posixsubprocess.fork_exec" and event["severity"] == "critical"
 
 
+def test_popen_in_monitor_mode_does_not_excuse_a_later_direct_fork_exec(tmp_path: Path) -> None:
+    """Regression: subprocess binds fork_exec at import, so Popen skipped the wrapper and its 'judged at
+    Popen' mark stayed set; the next direct _posixsubprocess.fork_exec went unrecorded."""
+    import _posixsubprocess
+
+    shield = make_shield(tmp_path, mode="monitor")
+    with active(shield):
+        assert attempt(subprocess.run, ["true"], check=True) == "ok"
+        attempt(_posixsubprocess.fork_exec, [b"/bin/true"], [b"/bin/true"], *([None] * 20))
+    operations = [e["details"]["operation"] for e in events(shield, "subprocess")]
+    assert operations == ["subprocess.Popen", "_posixsubprocess.fork_exec"]
+
+
 def test_subprocess_allowed_when_configured(tmp_path: Path) -> None:
     shield = make_shield(tmp_path, extra={"runtime": {"process": {"allow_subprocess": True}}})
     with active(shield):

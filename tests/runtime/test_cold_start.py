@@ -78,9 +78,18 @@ def test_instance_id_is_renewed_after_fork_and_snapstart_restore() -> None:
     identity = InstanceIdentity.create({})
     first, renewed = identity.current()
     assert not renewed and first == identity.instance_id
-    identity.pid = -1  # what a forked child sees
-    second, renewed = identity.current()
-    assert renewed and second != first
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a forked worker must not share the parent's sub-log
+        child, child_renewed = identity.current()
+        os.write(write, f"{child} {child_renewed}".encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    second, renewed_text = os.read(read, 200).decode().split()
+    os.close(read)
+    assert renewed_text == "True" and second != first
+    assert identity.current() == (first, False)  # the parent keeps its id
     snap = InstanceIdentity.create({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
     assert snap.snap_start
     snap.boot_id = "boot-of-the-snapshotting-vm"  # restored into another microVM

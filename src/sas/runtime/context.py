@@ -10,7 +10,7 @@ request that caused it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,17 +99,53 @@ def _loads(body: bytes) -> Any:
         return INVALID_JSON
 
 
+class Headers(Mapping[str, str]):
+    """A request's headers with lower-case names and string values, converted on first use.
+
+    Adapters hand the platform's own header mapping over as it is; most requests are never asked for a
+    header, so the copy is made only when one is. ``None`` values are dropped; a non-mapping reads as empty.
+    """
+
+    __slots__ = ("_lowered", "_raw")
+
+    def __init__(self, raw: Any = None) -> None:
+        self._raw = raw
+        self._lowered: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        lowered = self._lowered
+        if lowered is None:
+            raw = self._raw
+            lowered = {}
+            if isinstance(raw, Mapping):
+                lowered = {str(k).lower(): str(v) for k, v in raw.items() if v is not None}
+            self._lowered = lowered
+            self._raw = None
+        return lowered
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._dict()!r})"
+
+
 _CURRENT: ContextVar[RequestContext | None] = ContextVar("sas_request", default=None)
+REQUEST_VAR = _CURRENT  # for the Shield's per-request path, which sets and resets it without a call
 
 
 def current_request() -> RequestContext | None:
     """The request being handled in this thread/task, or ``None`` outside a shielded invocation."""
     return _CURRENT.get()
-
-
-def set_current(ctx: RequestContext | None) -> Any:
-    return _CURRENT.set(ctx)
-
-
-def reset_current(token: Any) -> None:
-    _CURRENT.reset(token)

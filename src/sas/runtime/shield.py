@@ -32,7 +32,7 @@ from sas import config as sas_config
 from sas.errors import SasError
 from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink, open_sink
-from sas.runtime.context import RequestContext, current_request, reset_current, set_current
+from sas.runtime.context import REQUEST_VAR, RequestContext, current_request
 from sas.runtime.detectors.base import Detection, Detector, overrides
 from sas.runtime.detectors.input_validation import InputValidationDetector
 from sas.runtime.monitors import audit, cloud_sdk
@@ -178,10 +178,7 @@ class Shield:
         if policy.sdk:
             self._sdk = cloud_sdk.SdkMonitor(policy, self._on_violation)
         if policy.contamination:
-            spawned = self._audit
-            self._contamination = ContaminationMonitor(
-                policy, self._on_violation, (lambda: spawned.spawned) if spawned else (lambda: 0)
-            )
+            self._contamination = ContaminationMonitor(policy, self._on_violation, self._audit)
         self._activate()
         self._emit(
             "cold-start",
@@ -338,11 +335,12 @@ class Shield:
         """Check ``ctx``, run ``call``, and answer with ``blocked(status, body)`` when the request is stopped.
 
         Adapters build ``ctx`` and the two callables; everything else (detectors, monitors, the summary
-        event) happens here, the same way on every platform.
+        event) happens here, the same way on every platform. Kept flat: it runs on every request, often with
+        caches the model has just evicted, where each call and attribute dictionary costs a memory access.
         """
         inv = _Invocation(ctx, _clock())
         inv_token = _INVOCATION.set(inv)
-        ctx_token = set_current(ctx)
+        ctx_token = REQUEST_VAR.set(ctx)
         self.counts["invocations"] += 1
         contamination = self._contamination
         try:
@@ -366,7 +364,7 @@ class Shield:
                 return self._blocked(inv, 403, "request refused", blocked)
         finally:
             self._finish(inv, contamination)
-            reset_current(ctx_token)
+            REQUEST_VAR.reset(ctx_token)
             _INVOCATION.reset(inv_token)
 
     def _blocked(self, inv: _Invocation, status: int, reason: str, blocked: Callable[[int, dict[str, str]], R]) -> R:
@@ -374,7 +372,7 @@ class Shield:
         return blocked(status, {"error": reason, "request_id": inv.ctx.request_id})
 
     def _finish(self, inv: _Invocation, contamination: ContaminationMonitor | None) -> None:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
         if contamination is not None:
             try:
                 extra = contamination.after()
@@ -382,8 +380,10 @@ class Shield:
                 extra = {"monitor_error": f"{type(exc).__name__}: {exc}"[:200]}
         sdk = self._sdk
         calls = sdk.drain() if sdk is not None and sdk.calls else None
+        sink = self.sink
         if self.policy.invocation_events:
-            details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1000, 3), "size": inv.ctx.size}
+            ctx = inv.ctx
+            details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1000, 3), "size": ctx.size}
             if inv.detections:
                 details["detections"] = inv.detections
             if inv.blocked_status:
@@ -393,8 +393,29 @@ class Shield:
             if extra:
                 details.update(extra)
             # the summary's verdict says what happened to the request (its detections are separate events)
-            self._emit("invocation", "shield", "", Severity.INFO, inv.verdict, details, inv.ctx)
-        self.sink.flush()
+            record = RuntimeEvent(
+                time=time.time(),
+                event="invocation",
+                detector="shield",
+                category="",
+                threat="",
+                severity="info",
+                verdict=inv.verdict,
+                request_id=ctx.request_id,
+                client_id=ctx.client_id,
+                instance_id=self.identity.instance_id,
+                function=ctx.function or self.function,
+                platform=ctx.platform,
+                details=details,
+            )
+            local = audit._LOCAL  # the sink may open its file on first use: that write is ours
+            busy = getattr(local, "busy", False)
+            local.busy = True
+            try:
+                sink.emit(record)
+            finally:
+                local.busy = busy
+        sink.flush()
 
     # --- model guard ----------------------------------------------------------------------------------
     def guard_model(self, predict: F, baseline: Any = None) -> F:

@@ -190,6 +190,11 @@ def _wrap_fork_exec() -> None:
 
     fork_exec.__sas_wrapped__ = True  # type: ignore[attr-defined]
     _posixsubprocess.fork_exec = fork_exec
+    # subprocess (3.11+) binds fork_exec at import: without this, Popen would bypass the wrapper, and the
+    # "already judged at subprocess.Popen" mark it leaves would excuse the next direct call
+    subprocess_module = sys.modules.get("subprocess")
+    if subprocess_module is not None and getattr(subprocess_module, "_fork_exec", None) is original:
+        subprocess_module._fork_exec = fork_exec  # type: ignore[attr-defined]
 
 
 def install(policy: AuditPolicy) -> None:
@@ -250,6 +255,7 @@ class AuditPolicy:
         writable = [policy.tmp_dir, *policy.allow_write, *extra_writable]
         self.writable = tuple(os.path.realpath(p) for p in writable if p)
         self.spawned = 0  # spawns seen (the contamination monitor looks for lingering children only then)
+        self.writes = 0  # writes seen, allowed or not (the contamination monitor looks at tmp_dir only then)
 
     # --- egress -------------------------------------------------------------------------------------
     def resolve_rules(self) -> None:
@@ -350,6 +356,7 @@ class AuditPolicy:
         if not writing and isinstance(mode, str):
             writing = any(c in mode for c in "wax+")
         if writing:
+            self.writes += 1
             if not self.path_writable(path):
                 self.violate("file-write", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"path": os.fsdecode(path)})
             return
@@ -365,6 +372,7 @@ class AuditPolicy:
                 self.violate("dynamic-code", Threat.RUNTIME_COMPROMISE, Severity.HIGH, {"import_from": text})
 
     def _check_path_event(self, event: str, args: tuple[Any, ...]) -> None:
+        self.writes += 1
         for index in _PATH_WRITE_EVENTS[event]:
             if index < len(args):
                 path = args[index]

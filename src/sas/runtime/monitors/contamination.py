@@ -14,7 +14,10 @@ invocation (another client's) runs into. Checked around each invocation, cheaply
 - every ``deep_every`` invocations: every builtin and every function of the watched modules;
 - optionally (``scrub_tmp``) what the invocation created in ``tmp_dir`` is deleted after it returns.
 
-Only names of ``tmp_dir`` entries are compared (one ``listdir``), so a file that existed at init and was
+With the audit hook on, ``tmp_dir`` is looked at (one ``stat``, then a ``listdir`` if it changed) only when the
+hook saw a file write or a spawn since the last look, and in every deep sweep: a file that native code
+writes directly (a blind spot of audit hooks) is reported within ``deep_every`` invocations rather than at
+the next one. Only names of ``tmp_dir`` entries are compared, so a file that existed at init and was
 rewritten later is not seen here (the audit hook records writes outside ``tmp_dir``, not inside it).
 """
 
@@ -23,14 +26,14 @@ from __future__ import annotations
 import fnmatch
 import operator
 import os
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from sas.runtime.monitors.audit import Violation
+from sas.runtime.monitors.audit import AuditPolicy, Violation
 from sas.runtime.policy import RuntimePolicy
 from sas.taxonomy import Severity, Threat
 
@@ -102,6 +105,7 @@ _SERVER_THREAD_MODULES = (
 
 
 _NONES = (None,) * len(CRITICAL_FUNCTIONS)  # the getattr default, one per watched function
+_NO_THREADS: frozenset[int] = frozenset()
 
 
 def _resolve(module: str, dotted: str) -> Any:
@@ -114,17 +118,49 @@ def _resolve(module: str, dotted: str) -> Any:
 
 
 class ContaminationMonitor:
-    def __init__(self, policy: RuntimePolicy, report: Callable[[Violation], None], spawned: Callable[[], int]) -> None:
+    # slots: before()/after() run on every request, often with cold caches after the model's own work
+    __slots__ = (
+        "_audit",
+        "_children_before",
+        "_critical",
+        "_critical_attrs",
+        "_critical_originals",
+        "_critical_owners",
+        "_deep",
+        "_deep_every",
+        "_deep_groups",
+        "_reported",
+        "_scrub",
+        "_seen_writes",
+        "_spawn_mark",
+        "_state",
+        "_thread_baseline",
+        "_thread_count",
+        "_threads_before",
+        "_tmp_baseline",
+        "_tmp_seen_mtime",
+        "code_dir",
+        "invocations",
+        "policy",
+        "report",
+        "tmp_dir",
+    )
+
+    def __init__(self, policy: RuntimePolicy, report: Callable[[Violation], None], audit: AuditPolicy | None) -> None:
         self.policy = policy
         self.report = report
-        self._spawned = spawned
+        # The audit hook counts spawns and writes; without it every invocation looks at /proc and tmp_dir.
+        self._audit = audit
+        self._seen_writes = -1
+        self._deep_every = policy.deep_every
+        self._scrub = policy.scrub_tmp
         self.tmp_dir = policy.tmp_dir
         self.code_dir = os.path.realpath(policy.code_dir)
         self.invocations = 0
         self._reported: set[str] = set()
         self._tmp_baseline: set[str] = set()
         self._thread_baseline: set[int] = set()
-        self._threads_before: set[int] = set()
+        self._threads_before: AbstractSet[int] = _NO_THREADS
         self._children_before: set[int] = set()
         self._critical: list[tuple[str, Any, str, Any]] = []
         # the same entries as parallel tuples, so that the per-invocation check runs as two C-level map()s
@@ -210,44 +246,72 @@ class ContaminationMonitor:
     def _allowed_tmp(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.policy.tmp_allow)
 
+    def _spawned(self) -> int:
+        return self._audit.spawned if self._audit is not None else 0
+
+    def _tmp_may_have_changed(self) -> bool:
+        """Whether to look at tmp_dir now: something wrote a file since the last look (the audit hook saw it),
+        a process was spawned, or it is a deep sweep (writes the hook cannot see: native code, mmap). Each
+        look is one stat of the directory; skipping it when nothing wrote saves a system call per request."""
+        audit = self._audit
+        if audit is None:
+            return True
+        activity = audit.writes + audit.spawned
+        if activity != self._seen_writes or self.invocations % self._deep_every == 0:
+            self._seen_writes = activity
+            return True
+        return False
+
     # --- around each invocation ---------------------------------------------------------------------
+    # Flat on purpose: these run on every request, and each extra call or attribute dictionary is a cache
+    # miss when the model's own work has just evicted everything.
     def before(self) -> None:
         self.invocations += 1
-        if self._tmp_changed():
-            residue = [
-                n
-                for n in self._listdir()
-                if n not in self._tmp_baseline and n not in self._reported and not self._allowed_tmp(n)
-            ]
-            if residue:
-                self._reported.update(residue)
-                self.report(
-                    Violation(
-                        "tmp-residue",
-                        Threat.CROSS_INVOCATION_CONTAMINATION,
-                        Severity.MEDIUM,
-                        {"tmp_dir": self.tmp_dir, "files": sorted(residue)[:50], "count": len(residue)},
-                    )
-                )
-        self._thread_count = threading.active_count()
-        self._threads_before = {t.ident or 0 for t in threading.enumerate()} if self._thread_count > 1 else set()
-        self._spawn_mark = self._spawned()
+        if self._tmp_may_have_changed() and self._tmp_changed():
+            self._report_residue()
+        self._thread_count = count = threading.active_count()
+        self._threads_before = {t.ident or 0 for t in threading.enumerate()} if count > 1 else _NO_THREADS
+        audit = self._audit
+        self._spawn_mark = audit.spawned if audit is not None else 0
 
-    def after(self) -> dict[str, Any]:
-        summary: dict[str, Any] = {}
-        deep = self.invocations % self.policy.deep_every == 0
+    def _report_residue(self) -> None:
+        residue = [
+            n
+            for n in self._listdir()
+            if n not in self._tmp_baseline and n not in self._reported and not self._allowed_tmp(n)
+        ]
+        if residue:
+            self._reported.update(residue)
+            self.report(
+                Violation(
+                    "tmp-residue",
+                    Threat.CROSS_INVOCATION_CONTAMINATION,
+                    Severity.MEDIUM,
+                    {"tmp_dir": self.tmp_dir, "files": sorted(residue)[:50], "count": len(residue)},
+                )
+            )
+
+    def after(self) -> dict[str, Any] | None:
+        """Check what the invocation left; returns what goes into its summary event (``None``: nothing)."""
+        deep = self.invocations % self._deep_every == 0
         threads = threading.active_count()
         if threads > 1 and (deep or threads >= self._thread_count):
             self._check_threads()
-        if deep or self._spawned() != self._spawn_mark:
+        audit = self._audit
+        if deep or (audit.spawned if audit is not None else 0) != self._spawn_mark:
             self._check_children()
-        self._check_functions(deep)
-        self._check_state()
-        if self.policy.scrub_tmp and self._tmp_changed():
+        # one identity comparison per watched function, in C: ``is``, never ``==`` (a replacement could
+        # define ``__eq__``)
+        current = map(getattr, self._critical_owners, self._critical_attrs, _NONES)
+        if deep or not all(map(operator.is_, current, self._critical_originals)):
+            self._check_functions(deep)
+        if self._state:
+            self._check_state()
+        if self._scrub and self._tmp_may_have_changed() and self._tmp_changed():
             removed = self.scrub()
             if removed:
-                summary["tmp_scrubbed"] = removed
-        return summary
+                return {"tmp_scrubbed": removed}
+        return None
 
     def _check_threads(self) -> None:
         current = threading.get_ident()
@@ -357,6 +421,8 @@ class ContaminationMonitor:
                 )
 
     def scrub(self) -> list[str]:
+        import shutil  # here, not at the top: it imports bz2 and lzma, a cost on every cold start
+
         removed = []
         for name in self._listdir():
             if name in self._tmp_baseline or self._allowed_tmp(name):

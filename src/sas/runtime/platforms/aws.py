@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sas.events.record import RuntimeEvent
-from sas.runtime.context import RequestContext
+from sas.runtime.context import Headers, RequestContext
 from sas.runtime.platforms.identity import client_identity, client_ip
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ def event_kind(event: Any) -> str:
         if "httpMethod" in event:
             return "rest-api"
     return "direct"
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    if not isinstance(headers, dict):
-        return {}
-    return {str(k).lower(): str(v) for k, v in headers.items() if v is not None}
 
 
 def _body(event: dict[str, Any]) -> bytes:
@@ -79,6 +73,30 @@ def _str(value: Any) -> str:
     return str(value) if value not in (None, "") else ""
 
 
+def _principal(rc: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> str:
+    # most requests carry no authorizer: one dict lookup decides
+    if not isinstance(rc.get("authorizer"), dict) and not isinstance(rc.get("identity"), dict):
+        return ""
+    for path in paths:
+        value = _get(rc, *path)
+        if value:
+            return value
+    return ""
+
+
+_V2_PRINCIPAL = (
+    ("authorizer", "jwt", "claims", "sub"),
+    ("authorizer", "lambda", "principalId"),
+    ("authorizer", "iam", "userArn"),
+)
+_V1_PRINCIPAL = (
+    ("authorizer", "claims", "sub"),
+    ("authorizer", "principalId"),
+    ("identity", "userArn"),
+    ("identity", "cognitoIdentityId"),
+)
+
+
 def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
     kind = event_kind(event)
     policy = shield.policy
@@ -103,39 +121,34 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
             kind=kind,
         )
     rc = event.get("requestContext") or {}
-    headers = _lower(event.get("headers"))
-    if not headers and isinstance(event.get("multiValueHeaders"), dict):
-        headers = {str(k).lower(): str(v[-1]) for k, v in event["multiValueHeaders"].items() if v}
+    raw_headers = event.get("headers")
+    if not raw_headers and isinstance(event.get("multiValueHeaders"), dict):
+        raw_headers = {k: v[-1] for k, v in event["multiValueHeaders"].items() if v}
+    # lower-cased on first use: no detector of ours reads headers, and X-Forwarded-For matters only behind
+    # a trusted proxy (or an ALB, which appends the client's address to it)
+    headers = Headers(raw_headers)
     body = _body(event)
+    proxies = policy.trusted_proxies
     if kind in {"http-api", "function-url"}:
         http = rc["http"]  # event_kind checked it is a dict
         method = _str(http.get("method"))
         path = str(event.get("rawPath", "") or _str(http.get("path")))
         peer = _str(http.get("sourceIp"))
-        principal = (
-            _get(rc, "authorizer", "jwt", "claims", "sub")
-            or _get(rc, "authorizer", "lambda", "principalId")
-            or _get(rc, "authorizer", "iam", "userArn")
-        )
+        principal = _principal(rc, _V2_PRINCIPAL)
         api_key = ""
-        ip = client_ip(peer, headers.get("x-forwarded-for", ""), policy.trusted_proxies)
+        ip = client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
     elif kind == "rest-api":
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path", ""))
         peer = _get(rc, "identity", "sourceIp")
-        principal = (
-            _get(rc, "authorizer", "claims", "sub")
-            or _get(rc, "authorizer", "principalId")
-            or _get(rc, "identity", "userArn")
-            or _get(rc, "identity", "cognitoIdentityId")
-        )
+        principal = _principal(rc, _V1_PRINCIPAL)
         api_key = _get(rc, "identity", "apiKeyId")
-        ip = client_ip(peer, headers.get("x-forwarded-for", ""), policy.trusted_proxies)
+        ip = client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
     else:  # alb: the balancer is the peer and appends the address it saw
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path", ""))
         principal, api_key = "", ""
-        ip = client_ip("", headers.get("x-forwarded-for", ""), policy.trusted_proxies, platform_appends=True)
+        ip = client_ip("", headers.get("x-forwarded-for", ""), proxies, platform_appends=True)
     client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
     return RequestContext(
         request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
