@@ -1,13 +1,16 @@
-"""Ledger figures: append cost per event, verification speed, bytes per event on disk.
+"""Ledger figures: append cost per event, per-invocation cost, verification speed, bytes per event on disk.
 
     .venv/bin/python benchmarks/ledger.py                 # 200k appends, 1M-event verification
     .venv/bin/python benchmarks/ledger.py --append 100000 --verify 200000
 
 Append cost is CPU time (time.process_time) per event through the real writer (LedgerWriter.emit), with a
 checkpoint every 1 000 events (hashing, Ed25519 signature, store write and an SQLite anchor CAS included),
-amortised over the run. Verification is load + verify_ledger (every leaf hashed, every checkpoint root and
-signature checked), wall and CPU. Events are realistic runtime records (~350 bytes of canonical JSON).
-The events are built before timing starts so that only the ledger is measured.
+amortised over the run. Per invocation is what the runtime Shield pays on every request: ``emit(event)`` then
+``flush()`` on the default ``stdout`` store (here sent to /dev/null), default checkpoint cadence, checkpoints
+included; best of 7 timeit runs, wall and CPU. Verification is load + verify_ledger (every leaf hashed, every
+checkpoint root and signature checked), wall and CPU (this process and its hashing workers). Events are
+realistic runtime records (~430 bytes of canonical JSON). The events are built before timing starts so that
+only the ledger is measured. The machine is shared: compare figures with the load average printed beside them.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import resource
 import shutil
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 from sas.events import RuntimeEvent, Verdict
 from sas.events.anchor import SqliteAnchor
 from sas.events.checkpoint import Signer
 from sas.events.ledger import LedgerWriter
-from sas.events.stores import JsonlStore, LedgerStore, SqliteStore
+from sas.events.stores import JsonlStore, LedgerStore, SqliteStore, StdoutStore
 from sas.forensics.ledger import load_ledger
 from sas.forensics.verify import verify_ledger
 
@@ -93,6 +97,26 @@ def bench_append(kind: str, events: list[RuntimeEvent], workdir: Path, signer: S
     return cpu / len(events) * 1e6, wall / len(events) * 1e6, size
 
 
+def bench_invocation(signer: Signer) -> tuple[float, float]:
+    """Microseconds (wall, CPU) per ``emit(event); flush()`` on the stdout store, best of 7 runs of 20 000."""
+    event = make_events(1)[0]
+    with open(os.devnull, "w") as null:
+        writer = LedgerWriter(StdoutStore(null), signer=signer)  # default cadence: 1 000 events or 10 s
+
+        def one() -> None:
+            writer.emit(event)
+            writer.flush()
+
+        for _ in range(5000):
+            one()
+        n = 20_000
+        wall = min(timeit.repeat(one, number=n, repeat=7)) / n * 1e6
+        cpu = min(timeit.repeat(one, number=n, repeat=7, timer=time.process_time)) / n * 1e6
+        writer.close()
+    assert writer.dropped == 0, writer.errors
+    return wall, cpu
+
+
 def _cpu() -> float:
     """CPU seconds of this process and its finished children (verification forks hashing workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -135,19 +159,24 @@ def main() -> None:
         mean = sum(map(len, encoded)) / len(encoded)
         t0 = time.process_time()
         for _ in range(50):
-            for e in encoded:
-                hashlib.sha256(b"\x00" + e).digest()
+            for line in encoded:
+                hashlib.sha256(b"\x00" + line).digest()
         sha = (time.process_time() - t0) / (50 * len(encoded)) * 1e6
         t0 = time.process_time()
         for _ in range(20):
-            for i, e in enumerate(sample):
-                encode_entry(e, "sas-ledger/digits-classifier/x", i)
+            for i, event in enumerate(sample):
+                encode_entry(event, "sas-ledger/digits-classifier/x", i)
         enc = (time.process_time() - t0) / (20 * len(sample)) * 1e6
         print(
             f"entry size: {mean:.0f} bytes of canonical JSON; per event: encode {enc:.2f} us, "
             f"SHA-256 leaf hash {sha:.2f} us (+ ~1 node hash per leaf)"
         )
 
+        wall_us, cpu_us = bench_invocation(signer)
+        print(
+            f"per invocation: emit+flush {wall_us:.2f} us (stdout; {cpu_us:.2f} us CPU; checkpoint every 1000 "
+            f"included; load average {os.getloadavg()[0]:.1f})"
+        )
         events = make_events(args.append)
         for kind, label in (("db", "sqlite"), ("jsonl", "jsonl")):
             cpu_us, wall_us, size = bench_append(kind, events, workdir, signer)
@@ -171,7 +200,7 @@ def main() -> None:
             print(
                 f"verify {label:<6}: {n} events in {wall:.2f} s wall = {n / wall:,.0f} events/s "
                 f"({cpu:.2f} s CPU incl. hashing workers = {n / cpu:,.0f} events per CPU-second; "
-                f"reading {load_wall:.2f} s)"
+                f"reading {load_wall:.2f} s; load average {os.getloadavg()[0]:.1f})"
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

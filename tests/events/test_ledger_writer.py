@@ -283,3 +283,66 @@ def test_a_failed_write_is_recorded_in_the_sub_log_so_the_gap_is_explained(tmp_p
         "firstSeq": 10,
         "error": "No space left on device",
     }
+
+
+def test_stdout_lines_keep_their_bytes_and_their_place_whatever_the_stream_encoding(tmp_path: Path) -> None:
+    """A real text stream (not UTF-8, with the handler's own prints pending in it): the ledger lines are the
+    canonical bytes, and each sits between the output before and after it."""
+    from dataclasses import replace
+
+    from sas.forensics.ledger import load_ledger
+    from sas.forensics.verify import verify_ledger
+
+    path = tmp_path / "stdout.txt"
+    signer = Signer.generate()
+    with open(path, "w", encoding="latin-1") as stream:
+        stream.write("cold start\n")
+        w = LedgerWriter(StdoutStore(stream), signer=signer, checkpoint_every=5)
+        for i in range(12):
+            w.emit(replace(ev(i), details={"i": i, "note": "caf\u00e9 \u2615"}))  # no latin-1 for the cup
+            w.flush()
+            stream.write(f"handler printed {i}\n")
+        w.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0] == b"cold start" and "caf\u00e9 \u2615".encode() in lines[2]
+    order = [line for line in lines if line.startswith((b'{"_sas_log"', b"handler"))]
+    assert [x.startswith(b"{") for x in order] == [True, False] * 12  # entry i, then what followed it
+    assert [loads(x)["_sas_seq"] for x in order[0::2]] == list(range(12))
+    assert all(x == f"handler printed {i}".encode() for i, x in enumerate(order[1::2]))
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert not report.tampered and report.events == 12 and report.logs[0].verified_size == 12
+
+
+class CountingStore(JsonlStore):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.calls = 0
+
+    def write(self, batches, checkpoints) -> None:  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        super().write(batches, checkpoints)
+
+
+def test_a_flush_for_several_instances_is_one_store_write(tmp_path: Path) -> None:
+    store = CountingStore(str(tmp_path / "l.jsonl"))
+    w = LedgerWriter(store, signer=Signer.generate(), checkpoint_every=1000, clock=Clock())
+    for i in range(6):
+        w.emit(ev(i, instance=f"i-{i % 3}"))
+    w.flush()
+    assert store.calls == 1  # one write (one SQLite transaction) for the three sub-logs' batches
+    assert len([r for r in records(tmp_path / "l.jsonl") if "_sas_log" in r]) == 6
+
+
+def test_a_checkpoint_covers_exactly_what_the_store_holds(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    w = LedgerWriter(JsonlStore(str(path)), signer=Signer.generate(), checkpoint_every=1000, clock=Clock())
+    for i in range(3):
+        w.emit(ev(i))
+    w.flush()  # stored, not signed
+    w.emit(ev(3))
+    w.emit(ev(4))  # buffered only
+    w.close()  # writes 3 and 4, then the checkpoint over all five
+    kinds = ["entry" if "_sas_log" in r else "checkpoint" if "_sas_checkpoint" in r else "meta" for r in records(path)]
+    assert kinds == ["meta", "entry", "entry", "entry", "entry", "entry", "checkpoint"]
+    assert [r["_sas_seq"] for r in records(path) if "_sas_log" in r] == [0, 1, 2, 3, 4]
+    assert checkpoints(path) == [("sas-ledger/fn/i-1", 5)]

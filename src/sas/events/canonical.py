@@ -72,6 +72,7 @@ except ImportError:  # pragma: no cover - orjson is a core dependency
     _orjson = None  # type: ignore[assignment]
 
 _OPTION = 0 if _orjson is None else _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS
+_LINE_OPTION = 0 if _orjson is None else _OPTION | _orjson.OPT_APPEND_NEWLINE
 
 
 def dumps(obj: Any) -> bytes:
@@ -98,6 +99,11 @@ def safe_origin(*parts: str) -> str:
 
 def encode_entry(event: RuntimeEvent, origin: str, seq: int) -> bytes:
     """The canonical bytes of ``event`` as entry ``seq`` of the sub-log ``origin``."""
+    return encode_line(event, origin, seq)[:-1]
+
+
+def encode_line(event: RuntimeEvent, origin: str, seq: int) -> bytes:
+    """:func:`encode_entry` and a newline: the line a store holds (orjson appends it without another copy)."""
     details = event.details if isinstance(event.details, dict) else dict(event.details)
     record: dict[str, Any] = {
         LOG_KEY: origin,
@@ -116,8 +122,11 @@ def encode_entry(event: RuntimeEvent, origin: str, seq: int) -> bytes:
         "platform": event.platform,
         "details": details,
     }
-    data = dumps(record)
-    if len(data) > MAX_ENTRY_BYTES:
+    try:  # orjson called here rather than through _line: this runs on every invocation
+        data = _orjson.dumps(record, option=_LINE_OPTION, default=str)
+    except (TypeError, AttributeError, ValueError):  # JSONEncodeError is a TypeError; AttributeError: no orjson
+        data = _line(record)
+    if len(data) > MAX_ENTRY_BYTES + 1:  # the newline is not part of the entry
         # keep the line bounded but the evidence checkable: the digest of what was cut stays in the record
         full = dumps(details)
         record["details"] = {
@@ -125,8 +134,17 @@ def encode_entry(event: RuntimeEvent, origin: str, seq: int) -> bytes:
             "_bytes": len(full),
             "_sha256": hashlib.sha256(full).hexdigest(),
         }
-        data = dumps(record)
+        data = _line(record)
     return data
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(record, option=_LINE_OPTION, default=str)
+        except (TypeError, _orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+            pass
+    return _stdlib_dumps(record) + b"\n"
 
 
 def entry_origin_seq(line: bytes) -> tuple[str, int] | None:

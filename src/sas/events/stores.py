@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import os
 import sys
 import threading
@@ -67,6 +68,11 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def write_meta(self, meta: Mapping[str, Any]) -> None: ...
+
+    def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
+        """One batch and no checkpoint, as lines each ending in a newline: what every flush writes (a store may
+        do it with less ceremony than :meth:`write`)."""
+        self.write((Batch(origin, first_seq, count, bytes(lines[:-1])),), ())
 
     def flush(self) -> None:  # noqa: B027 - optional
         pass
@@ -130,6 +136,13 @@ class SqliteStore(LedgerStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
+        with self._lock:  # one statement is one transaction: no BEGIN/COMMIT round trips
+            self._conn().execute(
+                "INSERT INTO batches (origin, first_seq, count, data) VALUES (?, ?, ?, ?)",
+                (origin, first_seq, count, bytes(lines[:-1])),
+            )
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         with self._lock:
@@ -199,21 +212,52 @@ class JsonlStore(LedgerStore):
             return 0
 
 
+def _raw_fd(stream: TextIO) -> int:
+    """The descriptor under the interpreter's own text stream; -1 for anything else (a wrapper may add to what
+    it is given, and must get it)."""
+    if type(stream) is not io.TextIOWrapper:
+        return -1
+    try:
+        return stream.fileno()
+    except (OSError, ValueError):
+        return -1
+
+
 class StdoutStore(LedgerStore):
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lock = threading.Lock()
+        self._fd_of: TextIO | None = None  # the stream whose descriptor ``_fd`` is
+        self._fd = -1
 
-    def _write(self, lines: Sequence[bytes]) -> None:
-        if not lines:
-            return
-        text = b"\n".join(lines).decode("utf-8") + "\n"
+    def _put(self, data: bytes | bytearray) -> None:
+        """Write lines (each ending in a newline) in one call."""
         with self._lock:
             out = self.stream or sys.stdout
-            out.write(text)
+            if out is not self._fd_of:
+                self._fd_of, self._fd = out, _raw_fd(out)
+            if self._fd < 0:
+                out.write(data.decode("utf-8"))
+                return
+            # Below the text layer (flushed first, so earlier output keeps its place): the canonical bytes as they
+            # are, whatever the stream's encoding (re-encoded entries would no longer match their hashes), and no
+            # decode/encode round trip on every invocation.
+            out.flush()
+            written = os.write(self._fd, data)
+            if written < len(data):  # a signal cut the write short
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
+
+    def _write(self, lines: Sequence[bytes]) -> None:
+        if lines:
+            self._put(b"\n".join(lines) + b"\n")
 
     def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
         self._write([*(b.data for b in batches if b.count), *(cp.to_line() for cp in checkpoints)])
+
+    def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
+        self._put(lines)
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         self._write([meta_line(meta)])
