@@ -37,7 +37,13 @@ from sas.runtime.detectors.base import Detection, Detector, overrides
 from sas.runtime.detectors.input_validation import InputValidationDetector
 from sas.runtime.monitors import audit, cloud_sdk
 from sas.runtime.monitors.audit import PolicyViolation, Violation
-from sas.runtime.monitors.cold_start import InstanceIdentity, check_environment, check_startup_files, verify_manifest
+from sas.runtime.monitors.cold_start import (
+    FORKS,
+    InstanceIdentity,
+    check_environment,
+    check_startup_files,
+    verify_manifest,
+)
 from sas.runtime.monitors.contamination import ContaminationMonitor
 from sas.runtime.policy import RuntimePolicy, parse_policy
 from sas.taxonomy import THREAT_CATEGORY, Severity, Threat
@@ -321,7 +327,10 @@ class Shield:
 
     # --- the invocation -------------------------------------------------------------------------------
     def current_instance(self) -> str:
-        instance, renewed = self.identity.current()
+        identity = self.identity
+        if identity.forks == FORKS[0] and not identity.snap_start:  # the common case, without a call
+            return identity.instance_id
+        instance, renewed = identity.current()
         if renewed:
             self._emit("instance-renewed", "cold-start", "", Severity.INFO, Verdict.ALLOW, {"restores": 1})
         return instance

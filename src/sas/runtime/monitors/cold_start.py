@@ -183,11 +183,11 @@ def _boot_id() -> str:
 
 # Forks seen by this process's lineage, counted by an at-fork hook: comparing it costs nothing, whereas
 # os.getpid() is a system call on every request (glibc stopped caching the pid in 2.25).
-_FORKS = [0]
+FORKS = [0]
 
 
 def _count_fork() -> None:
-    _FORKS[0] += 1
+    FORKS[0] += 1
 
 
 os.register_at_fork(after_in_child=_count_fork)
@@ -202,7 +202,7 @@ class InstanceIdentity:
     pid: int = field(default_factory=os.getpid)
     boot_id: str = ""
     restores: int = 0
-    forks: int = field(default_factory=lambda: _FORKS[0])
+    forks: int = field(default_factory=lambda: FORKS[0])
 
     @classmethod
     def create(cls, env: Mapping[str, str]) -> InstanceIdentity:
@@ -223,7 +223,7 @@ class InstanceIdentity:
     def renew(self) -> str:
         self.instance_id = uuid.uuid4().hex
         self.pid = os.getpid()
-        self.forks = _FORKS[0]
+        self.forks = FORKS[0]
         if self.snap_start:
             self.boot_id = _boot_id()
         self.restores += 1
@@ -231,7 +231,7 @@ class InstanceIdentity:
 
     def current(self) -> tuple[str, bool]:
         """The id to use now, and whether it was just renewed (forked, or restored from a snapshot)."""
-        if _FORKS[0] != self.forks:
+        if FORKS[0] != self.forks:
             return self.renew(), True
         if self.snap_start:
             boot = _boot_id()
