@@ -34,7 +34,7 @@ T = TypeVar("T")
 PARALLEL_MIN = 200_000  # leaves (or ~bytes / 400 when scanning): below this, a worker costs more than it saves
 BLOCK_BITS = 14  # leaves per root task: 16 384
 
-_TASKS: dict[str, Callable[[int], Any]] = {}
+_TASKS: dict[int, Callable[[int], Any]] = {}  # by call, so that two threads' calls do not meet
 
 
 def workers() -> int:
@@ -48,8 +48,8 @@ def workers() -> int:
     return max(0, min(cpus, 8) - 1)
 
 
-def _run_task(i: int) -> Any:
-    return _TASKS["fn"](i)
+def _run_task(key: int, i: int) -> Any:
+    return _TASKS[key](i)
 
 
 def parallel_map(
@@ -64,12 +64,13 @@ def parallel_map(
         if before is not None:
             before()
         return [fn(i) for i in range(count)]
-    _TASKS["fn"] = fn
+    key = id(fn)
+    _TASKS[key] = fn
     try:
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures: dict[int, Future[T]] = {}
             for i in range(count - 1, -1, -1):  # workers start from the end
-                futures[i] = pool.submit(_run_task, i)
+                futures[i] = pool.submit(_run_task, key, i)
             if before is not None:
                 before()
                 before = None
@@ -79,7 +80,7 @@ def parallel_map(
             before()
         return [fn(i) for i in range(count)]
     finally:
-        _TASKS.clear()
+        _TASKS.pop(key, None)
 
 
 # ---------------------------------------------------------------------------------------------------- roots
