@@ -133,3 +133,20 @@ def test_a_ledger_in_memory_reads_like_the_file(built: Built, monkeypatch: pytes
     monkeypatch.setattr(ledger_module, "MIN_CHUNK", 50_000)
     monkeypatch.setattr(scan, "BLOCK", 4096)
     same_content(load_ledger(built.paths["jsonl"]), load_ledger("-"))
+
+
+def test_a_folder_of_gzipped_exports_is_decompressed_by_the_workers(
+    built: Built, tmp_path: Path, small_chunks: None
+) -> None:
+    import gzip
+
+    lines = [line for line in built.paths["jsonl"].read_bytes().split(b"\n") if line]
+    folder = tmp_path / "export" / "stream"
+    folder.mkdir(parents=True)
+    for part, start in enumerate(range(0, len(lines), 700)):
+        text = b"\n".join(b"2026-09-21T14:13:20.000Z " + line for line in lines[start : start + 700])
+        (folder / f"{part:06d}.gz").write_bytes(gzip.compress(text + b"\n"))
+    exported = load_ledger(tmp_path / "export")
+    same_content(load_ledger(built.paths["jsonl"]), exported)
+    report = verify_ledger(exported, [built.signer.verifier])
+    assert not report.tampered and report.events == len(built.events)

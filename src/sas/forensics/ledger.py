@@ -29,7 +29,9 @@ from sas.events.canonical import decode_entry, loads
 from sas.forensics import hashing
 from sas.forensics.scan import (
     DROPPED_EVENTS,
+    MAX_DECOMPRESSED,
     Chunk,
+    GzipChunk,
     Run,
     SqliteChunk,
     file_chunks,
@@ -37,7 +39,7 @@ from sas.forensics.scan import (
     pack_leaf_hashes,
 )
 
-__all__ = ["DROPPED_EVENTS", "Ledger", "StoredCheckpoint", "StoredLog", "load_ledger"]
+__all__ = ["DROPPED_EVENTS", "MAX_DECOMPRESSED", "Ledger", "StoredCheckpoint", "StoredLog", "load_ledger"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BYTES_PER_ENTRY = 400  # to compare a buffer's size with hashing.PARALLEL_MIN (a count of leaves)
@@ -214,11 +216,11 @@ def _sqlite_chunks(path: str, lo: int | None, hi: int | None, size: int, target:
         return []
     count = max(1, -(-size // target))
     step = max(1, -(-(hi - lo + 1) // count))
-    return [SqliteChunk(path, a, min(a + step, hi + 1)) for a in range(lo, hi + 1, step)]
+    share = size // count
+    return [SqliteChunk(path, a, min(a + step, hi + 1), share) for a in range(lo, hi + 1, step)]
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
-MAX_DECOMPRESSED = 8 * 1024**3  # a gzip bomb stops here, not at the end of memory
 
 
 def _read_file(ledger: Ledger, path: Path) -> _Part:
@@ -235,18 +237,10 @@ def _read_file(ledger: Ledger, path: Path) -> _Part:
         wal_size = wal.stat().st_size if wal.exists() else 0
         ledger.size_bytes += wal_size
         return _read_sqlite(name, size + wal_size)
-    if not head.startswith(_GZIP_MAGIC):
-        return _Part(size, lambda target: file_chunks(name, size, target))
-    import gzip  # CloudWatch Logs exports to S3 are gzipped
-
-    try:
-        with gzip.open(path, "rb") as gz:
-            data = gz.read(MAX_DECOMPRESSED + 1)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read ledger {name}: {exc}") from None
-    if len(data) > MAX_DECOMPRESSED:
-        raise InputError(f"{name}: decompresses to more than {MAX_DECOMPRESSED} bytes")
-    return _memory_part(data)
+    if head.startswith(_GZIP_MAGIC):  # decompressed by whoever scans it (one chunk: gzip cannot seek)
+        chunk = GzipChunk(name, size)
+        return _Part(chunk.size, lambda target: [chunk])
+    return _Part(size, lambda target: file_chunks(name, size, target))
 
 
 def _scan(ledger: Ledger, parts: list[_Part]) -> None:
@@ -255,8 +249,18 @@ def _scan(ledger: Ledger, parts: list[_Part]) -> None:
     parallel = total >= hashing.PARALLEL_MIN * _BYTES_PER_ENTRY
     target = max(MIN_CHUNK, total // (8 * (hashing.workers() + 1))) if parallel else max(total, 1)
     chunks = [list(part.chunker(target)) for part in parts]
-    flat = [chunk for part_chunks in chunks for chunk in part_chunks]
-    results = iter(hashing.parallel_map(lambda i: flat[i].scan(), len(flat), parallel))
+    # tasks of whole consecutive chunks, each at least ``target`` bytes: a folder of small files is not a task
+    # (a pickled result and a few system calls) per file
+    tasks: list[list[Chunk]] = [[]]
+    held = 0
+    for chunk in (c for part_chunks in chunks for c in part_chunks):
+        if held >= target:
+            tasks.append([])
+            held = 0
+        tasks[-1].append(chunk)
+        held += chunk.size
+    done = hashing.parallel_map(lambda i: [c.scan() for c in tasks[i]], len(tasks), parallel)
+    results = (found for task in done for found in task)
     counter = [0]
     for part, part_chunks in zip(parts, chunks, strict=True):
         for meta in part.metas:

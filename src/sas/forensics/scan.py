@@ -255,6 +255,11 @@ class Chunk(ABC):
     stable = False
     entries_only = False
 
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """About how many bytes the chunk holds (to share work out)."""
+
     @abstractmethod
     def read(self) -> bytes:
         """The chunk's bytes (its lines joined by newlines; run offsets are positions in them)."""
@@ -279,16 +284,24 @@ class MemoryChunk(Chunk):
 
     stable = True
 
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
     def read(self) -> bytes:
         return self.buffer[self.start : self.end]
 
     def blocks(self) -> Iterator[list[bytes]]:
-        a = self.start
-        while a < self.end:
-            b = self.buffer.find(b"\n", a + BLOCK, self.end) if a + BLOCK < self.end else -1
-            b = self.end if b < 0 else b
-            yield self.buffer[a:b].split(b"\n")
-            a = b + 1
+        return _buffer_blocks(self.buffer, self.start, self.end)
+
+
+def _buffer_blocks(buffer: bytes, start: int, end: int) -> Iterator[list[bytes]]:
+    a = start
+    while a < end:
+        b = buffer.find(b"\n", a + BLOCK, end) if a + BLOCK < end else -1
+        b = end if b < 0 else b
+        yield buffer[a:b].split(b"\n")
+        a = b + 1
 
 
 def memory_chunks(buffer: bytes, target: int) -> list[MemoryChunk]:
@@ -312,6 +325,10 @@ class FileChunk(Chunk):
     start: int
     end: int
     newline: bool
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
 
     def _open(self) -> int:
         try:
@@ -388,8 +405,13 @@ class SqliteChunk(Chunk):
     path: str
     lo: int
     hi: int
+    estimate: int  # bytes, for sharing out work
 
     entries_only = True
+
+    @property
+    def size(self) -> int:
+        return self.estimate
 
     def _rows(self) -> Iterator[bytes]:
         import sqlite3
@@ -421,3 +443,34 @@ class SqliteChunk(Chunk):
                 group, size = [], 0
         if group:
             yield b"\n".join(group).split(b"\n")
+
+
+MAX_DECOMPRESSED = 8 * 1024**3  # a gzip bomb stops here, not at the end of memory
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GzipChunk(Chunk):
+    """A whole gzipped text file (CloudWatch Logs exports to S3 are), decompressed by whoever scans it."""
+
+    path: str
+    compressed: int  # bytes on disk
+
+    @property
+    def size(self) -> int:
+        return self.compressed * 8  # log lines compress about this well
+
+    def read(self) -> bytes:
+        import gzip
+
+        try:
+            with gzip.open(self.path, "rb") as gz:
+                data = gz.read(MAX_DECOMPRESSED + 1)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read ledger {self.path}: {exc}") from None
+        if len(data) > MAX_DECOMPRESSED:
+            raise InputError(f"{self.path}: decompresses to more than {MAX_DECOMPRESSED} bytes")
+        return data.replace(b"\r\n", b"\n") if b"\r" in data else data
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        data = self.read()
+        return _buffer_blocks(data, 0, len(data))
