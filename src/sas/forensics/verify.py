@@ -1,9 +1,12 @@
 """Verify a ledger: every leaf, every checkpoint signature, consistency between checkpoints, and the anchor.
 
-The fast path hashes all entries of a sub-log in bulk and checks each signed checkpoint's root as the tree
-grows; an intact ledger costs one leaf hash and one node hash per event and no JSON parsing. Only a sub-log
-that fails is diagnosed: its entries' sequence numbers are read to name what happened (``modified``,
-``deleted``, ``inserted``, ``reordered``, ``truncated``, ``forked``, ``bad-signature``) and where. Every
+The fast path compares each checkpoint's signed root with the root of the stored entries at its size: leaves
+are hashed while the ledger is read (:mod:`sas.forensics.scan`), the nodes above them in aligned blocks by
+forked workers while this process checks the signatures (:mod:`sas.forensics.hashing`). An intact ledger costs
+one leaf hash and one node hash per event and no JSON parsing. Only a sub-log that fails is diagnosed: its
+entries are read back (and re-hashed, so a file changed since is an error) and their sequence numbers name what
+happened (``modified``, ``deleted``, ``inserted``, ``reordered``, ``truncated``, ``forked``, ``bad-signature``)
+and where. Every
 checkpoint record also carries its frontier (the subtree roots at that size, checked against the signed root),
 so verification resumes after a gap instead of giving up on everything that follows; a gap that a recorded
 Lambda ``platform.logsDropped`` report covers is ``dropped`` and does not count as tampering.
