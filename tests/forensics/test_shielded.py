@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from scripted_attack import LambdaContext, api_event
+from scripted_attack import LambdaContext, api_event, environment, shielded_handlers
 
 from sas.events.anchor import SqliteAnchor
 from sas.events.checkpoint import load_verifier
@@ -22,47 +21,19 @@ ATTACKER = "203.0.113.66"
 
 @pytest.fixture(scope="module")
 def shielded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from sas import Shield
-
     root = tmp_path_factory.mktemp("shielded")
     key, pub = write_keypair(generate_private_key(), root / "ledger")
     ledger = root / "ledger.jsonl"
     anchor = root / "anchor.db"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SAS_SIGNING_KEY", str(key))
-    mp.setenv("SAS_ANCHOR", f"sqlite:{anchor}")
-    config = {
-        "runtime": {
-            "mode": "enforce",
-            "function": "digits",
-            "monitors": {"audit": False, "sdk": False, "cold_start": False, "contamination": False},
-            "input": {
-                "max_body_bytes": 4000,
-                "schema": {"field": "features", "shape": [-1, 4], "dtype": "float", "min": -10, "max": 10},
-            },
-        },
-        "forensics": {"ledger": f"jsonl:{ledger}"},
-    }
-    try:
-        shields = [Shield(config, install=False, env={"AWS_LAMBDA_FUNCTION_NAME": "digits"}) for _ in range(2)]
-        handlers = []
-        for shield in shields:
-
-            @shield.aws_lambda
-            def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-                json.loads(event["body"])
-                return {"statusCode": 200, "body": json.dumps({"label": 1})}
-
-            handlers.append(handler)
+    with (
+        environment(SAS_SIGNING_KEY=str(key), SAS_ANCHOR=f"sqlite:{anchor}"),
+        shielded_handlers("digits", f"jsonl:{ledger}", max_body_bytes=4000, label=1) as handlers,
+    ):
         for i in range(1600):
             attacker = i % 4 == 0 and 400 <= i < 1200
             ip = ATTACKER if attacker else f"198.51.100.{i % 17}"
             features = [[1e9, 0.2, 0.3, 0.4]] if attacker else [[0.1, 0.2, 0.3, 0.4]]
             handlers[i % 2](api_event(ip, json.dumps({"features": features}), i), LambdaContext(f"req-{i}"))
-        for shield in shields:
-            shield.close()
-    finally:
-        mp.undo()
     return {"ledger": ledger, "pub": pub, "anchor": anchor}
 
 

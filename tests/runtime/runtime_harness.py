@@ -111,6 +111,14 @@ def example_config(platform: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return merge(base, overrides)
 
 
+def example_function(platform: str, source: str, root: Path, ledger: str = "ledger.jsonl") -> Path:
+    """``examples/runtime/<platform>/<source>`` with its published sas.toml in ``root/fn``; only its /tmp and
+    its ledger move under ``root``, where the test can look."""
+    (root / "scratch").mkdir(parents=True, exist_ok=True)
+    overrides = {"runtime": {"tmp_dir": str(root / "scratch")}, "forensics": {"ledger": f"jsonl:{root / ledger}"}}
+    return make_function_dir(root / "fn", [EXAMPLES / platform / source], example_config(platform, overrides))
+
+
 def read_events(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

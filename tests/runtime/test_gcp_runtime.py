@@ -7,21 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import platform_scenarios as scenarios
 import pytest
-from runtime_harness import (
-    ATTACK_SOURCES,
-    AWS_ENV,
-    EXAMPLES,
-    FunctionsFramework,
-    Ledger,
-    Listener,
-    Moto,
-    alerts,
-    attack_config,
-    example_config,
-    make_function_dir,
-    signed_tampered_function,
-)
+from runtime_harness import AWS_ENV, FunctionsFramework, Ledger, Listener, Moto, alerts, example_function
 
 
 class Server:
@@ -31,9 +19,9 @@ class Server:
         self.ledger = Ledger(root / "ledger.jsonl")
         self.mode = mode
 
-    def call(self, request: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, list[dict[str, Any]]]:
-        status, payload = self.server.post(request, headers)
-        return status, payload, self.ledger.new()
+    def call(self, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, list[dict[str, Any]]]:
+        status, data = self.server.post(payload, headers)
+        return status, data, self.ledger.new()
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +30,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[di
     started: dict[str, Server] = {}
     for mode in ("enforce", "monitor"):
         root = tmp_path_factory.mktemp(f"gcp-{mode}")
-        fn = make_function_dir(root / "fn", ATTACK_SOURCES["gcp"], attack_config(mode, root, moto))
+        fn = scenarios.attack_function("gcp", root, mode, moto)
         ff = FunctionsFramework(fn, "gcp_function.py", "attack", env={"STS_ENDPOINT": moto.endpoint}, wait=False)
         started[mode] = Server(root, ff, mode)
     root = tmp_path_factory.mktemp("gcp-example")
-    (root / "scratch").mkdir()
-    config = example_config(
-        "gcp",
-        {"runtime": {"tmp_dir": str(root / "scratch")}, "forensics": {"ledger": f"jsonl:{root / 'ledger.jsonl'}"}},
-    )
-    fn = make_function_dir(root / "fn", [EXAMPLES / "gcp" / "main.py"], config)
+    fn = example_function("gcp", "main.py", root)
     started["example"] = Server(root, FunctionsFramework(fn, "main.py", "predict_http", wait=False), "enforce")
     try:
         for each in started.values():
@@ -67,66 +50,33 @@ def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Server
     return servers[request.param]
 
 
-def only(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [e for e in events if e["event"] == kind]
-    assert len(found) == 1, events
-    return found[0]
-
-
 def test_benign_predictions_raise_no_alerts(server: Server) -> None:
-    for features in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]):
-        status, payload, events = server.call({"features": features, "sdk": True})
-        assert status == 200 and payload["label"] in {0, 1, 2}
-        assert alerts(events) == []
-        summary = only(events, "invocation")
-        assert summary["platform"] == "gcp" and summary["details"]["sdk_calls"] == ["sts:GetCallerIdentity"]
-        assert summary["client_id"] == "ip:127.0.0.1"
+    scenarios.benign_predictions_raise_no_alerts(server, platform="gcp", function="attack", client_id="ip:127.0.0.1")
 
 
 def test_egress_outside_allow_list(server: Server, listener: Listener) -> None:
-    before = listener.connections
-    status, payload, events = server.call({"action": "egress", "port": listener.port})
-    event = only(events, "egress")
-    if server.mode == "enforce":
-        assert status == 403 and set(payload) == {"error", "request_id"}
-        assert event["verdict"] == "block" and listener.connections == before
-    else:
-        assert status == 200 and payload == {"egress": "connected"} and event["verdict"] == "alert"
+    scenarios.egress_outside_allow_list(server, listener)
 
 
 def test_subprocess_spawn(server: Server) -> None:
-    status, _payload, events = server.call({"action": "subprocess"})
-    event = only(events, "subprocess")
-    assert (status, event["verdict"]) == ((403, "block") if server.mode == "enforce" else (200, "alert"))
+    scenarios.subprocess_spawn(server)
 
 
 def test_write_to_code_directory(server: Server) -> None:
-    target = server.root / "fn" / "injected.py"
-    status, _payload, events = server.call({"action": "write_code"})
-    assert only(events, "file-write")["details"]["path"] == str(target)
-    assert (status, target.exists()) == ((403, False) if server.mode == "enforce" else (200, True))
+    scenarios.write_to_code_directory(server)
 
 
 def test_tmp_residue_reported_on_next_invocation(server: Server) -> None:
-    status, _, events = server.call({"action": "tmp_residue", "name": "stash.bin"})
-    assert status == 200 and not [e for e in events if e["event"] == "tmp-residue"]
-    status, _, events = server.call({"action": "noop"})
-    assert only(events, "tmp-residue")["details"]["files"] == ["stash.bin"]
+    scenarios.tmp_residue_reported_on_next_invocation(server)
 
 
 def test_unexpected_assume_role(server: Server) -> None:
-    status, payload, events = server.call({"action": "assume_role"})
-    event = only(events, "sdk-call")
-    assert event["details"]["action"] == "sts:AssumeRole"
-    if server.mode == "enforce":
-        assert status == 403 and event["verdict"] == "block"
-    else:
-        assert payload == {"assumed": True} and event["verdict"] == "alert"
+    scenarios.unexpected_assume_role(server)
 
 
 def test_request_id_from_platform_header(server: Server) -> None:
     status, payload, events = server.call(b"{broken", headers={"Function-Execution-Id": "exec-42"})
-    detection = only(events, "detection")
+    detection = scenarios.only(events, "detection")
     assert detection["request_id"] == "exec-42"
     if server.mode == "enforce":
         assert status == 400 and payload == {"error": "invalid request", "request_id": "exec-42"}
@@ -154,12 +104,7 @@ def test_example_cloud_event_function(tmp_path: Path, monkeypatch: pytest.Monkey
 
     from sas.runtime.monitors import audit, cloud_sdk
 
-    (tmp_path / "scratch").mkdir()
-    config = example_config(
-        "gcp",
-        {"runtime": {"tmp_dir": str(tmp_path / "scratch")}, "forensics": {"ledger": f"jsonl:{tmp_path / 'l.jsonl'}"}},
-    )
-    fn = make_function_dir(tmp_path / "fn", [EXAMPLES / "gcp" / "main.py"], config)
+    fn = example_function("gcp", "main.py", tmp_path, ledger="l.jsonl")
     for var in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"):  # create_app sets them: restore afterwards
         monkeypatch.setenv(var, "")
     app = create_app("predict_event", str(fn / "main.py"), "cloudevent")
@@ -182,7 +127,7 @@ def test_example_cloud_event_function(tmp_path: Path, monkeypatch: pytest.Monkey
         cloud_sdk.deactivate()
     assert good.status_code == 200
     assert alerts(first) == []
-    summary = only(first, "invocation")
+    summary = scenarios.only(first, "invocation")
     assert summary["request_id"] == "evt-1"
     assert summary["client_id"] == "event-source://pubsub.googleapis.com/projects/p/topics/t"
     assert bad.status_code == 200  # acknowledged, so the platform does not redeliver it
@@ -203,9 +148,7 @@ def test_tampered_model_fails_cold_start(
 
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)
-    fn = signed_tampered_function(
-        tmp_path, ATTACK_SOURCES["gcp"], attack_config(mode, tmp_path, moto), ["model.joblib", "gcp_function.py"]
-    )
+    fn = scenarios.tampered_attack_function("gcp", tmp_path, mode, moto)
     monkeypatch.syspath_prepend(str(fn))
     for var in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"):  # create_app sets them: restore afterwards
         monkeypatch.setenv(var, "")
@@ -216,6 +159,4 @@ def test_tampered_model_fails_cold_start(
         create_app("attack", str(fn / "gcp_function.py"))
     audit.deactivate()
     cloud_sdk.deactivate()
-    [event] = [e for e in Ledger(tmp_path / "ledger.jsonl").new() if e["event"] == "manifest"]
-    assert event["details"]["changed"] == ["model.joblib"]
-    assert event["verdict"] == ("block" if mode == "enforce" else "alert")
+    scenarios.tampered_model_recorded(Ledger(tmp_path / "ledger.jsonl").new(), mode)
