@@ -346,3 +346,20 @@ def test_a_checkpoint_covers_exactly_what_the_store_holds(tmp_path: Path) -> Non
     assert kinds == ["meta", "entry", "entry", "entry", "entry", "entry", "checkpoint"]
     assert [r["_sas_seq"] for r in records(path) if "_sas_log" in r] == [0, 1, 2, 3, 4]
     assert checkpoints(path) == [("sas-ledger/fn/i-1", 5)]
+
+
+class ReplacedStdout(io.TextIOWrapper):
+    """A stream a runtime put in place of the interpreter's stdout: written through its text layer, buffered."""
+
+
+def test_after_flush_every_event_and_checkpoint_is_out_of_the_process(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.txt"
+    with path.open("wb") as raw:
+        stream = ReplacedStdout(raw, encoding="utf-8")
+        w = LedgerWriter(StdoutStore(stream), signer=Signer.generate(), checkpoint_every=3)
+        for i in range(7):
+            w.emit(ev(i))  # the 3rd and 6th make a checkpoint, written during emit
+            w.flush()
+            on_disk = path.read_bytes()
+            assert on_disk.count(b'{"_sas_log"') == i + 1 and on_disk.count(b'{"_sas_checkpoint"') == (i + 1) // 3
+        stream.detach()

@@ -146,6 +146,8 @@ class LedgerWriter(Sink):
         self._clock = clock
         self._signer = signer
         self._logs: dict[str, _SubLog] = {}
+        self._only: _SubLog | None = None  # the sub-log, while there is exactly one (the common case)
+        self._unflushed = False  # the store was written to (other than by write_entries) since its last flush
         self._lock = threading.RLock()  # re-entrant: an audit hook may emit while the store writes
         self._meta_written = False
         self._ephemeral = False
@@ -163,6 +165,7 @@ class LedgerWriter(Sink):
     def _reset_in_child(self) -> None:
         self._lock = threading.RLock()  # re-entrant: an audit hook may emit while the store writes
         self._logs = {}
+        self._only = None
         self._meta_written = False
         self._started = time.time()
         self._fork_suffix += f"-pid{os.getpid()}"
@@ -182,6 +185,7 @@ class LedgerWriter(Sink):
                         event.instance_id,
                         self.checkpoint_every,
                     )
+                    self._only = sub if len(self._logs) == 1 else None
                 buf = sub.buf
                 buf += encode_line(event, sub.origin, sub.seq)
                 sub.count += 1
@@ -204,6 +208,16 @@ class LedgerWriter(Sink):
                 # else the meta record (which names the key) waits for the first checkpoint: making or loading
                 # the key imports cryptography (~60 ms), which must not land on the cold start. Entries written
                 # before it are unsigned until then either way.
+                sub = self._only
+                if sub is not None and now < sub.due:  # one instance, nothing due: the common case
+                    if sub.written != sub.count:
+                        self._write_entries(sub)  # stored when it returns
+                    if self._unflushed:  # a checkpoint or the meta record, written since
+                        self._unflushed = False
+                        self.store.flush()
+                    if sub.count >= HASH_BATCH:
+                        sub.hash_all()
+                    return
                 pending: list[_SubLog] = []
                 for sub in self._logs.values():
                     if now >= sub.due:
@@ -214,6 +228,7 @@ class LedgerWriter(Sink):
                     self._write_entries(pending[0])
                 elif pending:  # several instances in one process: still one store write (one transaction)
                     self._write([b for b in (sub.unwritten() for sub in pending) if b is not None], ())
+                self._unflushed = False
                 self.store.flush()
                 for sub in pending:
                     if sub.count >= HASH_BATCH:  # all written now
@@ -275,6 +290,7 @@ class LedgerWriter(Sink):
         }
         if self.key_error:
             meta["key_error"] = self.key_error
+        self._unflushed = True
         self.store.write_meta(meta)
         self._meta_written = True
 
@@ -291,6 +307,7 @@ class LedgerWriter(Sink):
             raise
 
     def _write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        self._unflushed = True
         try:
             self.store.write(batches, checkpoints)
         except Exception as exc:

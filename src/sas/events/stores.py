@@ -70,9 +70,11 @@ class LedgerStore(ABC):
     def write_meta(self, meta: Mapping[str, Any]) -> None: ...
 
     def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
-        """One batch and no checkpoint, as lines each ending in a newline: what every flush writes (a store may
-        do it with less ceremony than :meth:`write`)."""
+        """One batch and no checkpoint, as lines each ending in a newline: what every flush writes. Unlike
+        :meth:`write`, the lines are stored when it returns (no :meth:`flush` needed); a store may do it with
+        less ceremony."""
         self.write((Batch(origin, first_seq, count, bytes(lines[:-1])),), ())
+        self.flush()
 
     def flush(self) -> None:  # noqa: B027 - optional
         pass
@@ -230,14 +232,16 @@ class StdoutStore(LedgerStore):
         self._fd_of: TextIO | None = None  # the stream whose descriptor ``_fd`` is
         self._fd = -1
 
-    def _put(self, data: bytes | bytearray) -> None:
-        """Write lines (each ending in a newline) in one call."""
+    def _put(self, data: bytes | bytearray, flush: bool = False) -> None:
+        """Write lines (each ending in a newline) in one call; ``flush``: and see that they are out."""
         with self._lock:
             out = self.stream or sys.stdout
             if out is not self._fd_of:
                 self._fd_of, self._fd = out, _raw_fd(out)
             if self._fd < 0:
                 out.write(data.decode("utf-8"))
+                if flush:
+                    out.flush()
                 return
             # Below the text layer (flushed first, so earlier output keeps its place): the canonical bytes as they
             # are, whatever the stream's encoding (re-encoded entries would no longer match their hashes), and no
@@ -257,7 +261,7 @@ class StdoutStore(LedgerStore):
         self._write([*(b.data for b in batches if b.count), *(cp.to_line() for cp in checkpoints)])
 
     def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
-        self._put(lines)
+        self._put(lines, flush=True)
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         self._write([meta_line(meta)])
