@@ -86,15 +86,15 @@ class _SubLog:
         self.function = function
         self.instance_id = instance_id
         self.seq = 0  # next sequence number
-        # Entries since the last checkpoint as the lines the store gets (each entry and a newline), and how
-        # many. A flush hands the new lines to the store as they are; the checkpoint hashes them all at once
-        # (hashing one leaf per flush would cost more than the rest of the flush). One growing buffer rather than
-        # a list of bytes: keeping thousands of orjson results alive fragments malloc.
+        # Entries not hashed yet, as the lines the store gets (each entry and a newline), and how many. A flush
+        # hands the new lines to the store as they are; they are hashed later, many at once (one leaf per flush
+        # would cost more than the rest of the flush). One growing buffer rather than a list of bytes: keeping
+        # thousands of orjson results alive fragments malloc.
         self.buf = bytearray()
         self.count = 0
         self.written = 0  # entries of ``buf`` already handed to the store
         self.written_at = 0  # where the first of the others starts in ``buf``
-        self.frontier = Frontier()  # covers every entry before ``buf``
+        self.frontier = Frontier()  # covers every entry before ``buf`` (signed or not)
         self.signed = 0  # size of the last checkpoint
         self.next_checkpoint = every  # the sequence number that makes one due
         self.due = _NEVER  # when the oldest unsigned entry makes one due (clock time)
