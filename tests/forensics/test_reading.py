@@ -150,3 +150,28 @@ def test_a_folder_of_gzipped_exports_is_decompressed_by_the_workers(
     same_content(load_ledger(built.paths["jsonl"]), exported)
     report = verify_ledger(exported, [built.signer.verifier])
     assert not report.tampered and report.events == len(built.events)
+
+
+def test_a_worker_that_dies_costs_time_not_the_result() -> None:
+    import os
+
+    if hashing.workers() == 0:
+        pytest.skip("one core: no workers to lose")
+    parent = os.getpid()
+
+    def task(i: int) -> int:
+        if os.getpid() != parent:
+            os._exit(3)  # killed at its first task, as by the OOM killer
+        return i * i
+
+    assert hashing.parallel_map(task, 20) == [i * i for i in range(20)]
+
+
+def test_an_error_in_a_worker_is_raised_as_it_is() -> None:
+    def task(i: int) -> int:
+        if i == 19:  # the first task a worker takes
+            raise InputError("chunk 19 is unreadable")
+        return i
+
+    with pytest.raises(InputError, match="chunk 19 is unreadable"):
+        hashing.parallel_map(task, 20)

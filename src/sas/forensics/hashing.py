@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from hashlib import sha256
 from typing import Any, TypeVar
 
@@ -58,28 +58,39 @@ def parallel_map(
     """``[fn(i) for i in range(count)]``, shared with forked workers when ``parallel`` and there are cores.
 
     ``before`` is other work for this process, done once the workers have started (exactly once either way).
+    What ``fn`` raises, here or in a worker, is raised; a pool that fails (no fork, a worker killed) only moves
+    the remaining tasks into this process.
     """
     n_workers = workers() if parallel else 0
-    if n_workers == 0 or count < 2:
-        if before is not None:
-            before()
-        return [fn(i) for i in range(count)]
+    futures: dict[int, Future[T]] = {}
     key = id(fn)
-    _TASKS[key] = fn
-    try:
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures: dict[int, Future[T]] = {}
+    pool: ProcessPoolExecutor | None = None
+    if n_workers and count > 1:
+        _TASKS[key] = fn
+        try:
+            pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork"))
             for i in range(count - 1, -1, -1):  # workers start from the end
                 futures[i] = pool.submit(_run_task, key, i)
-            if before is not None:
-                before()
-                before = None
-            return [fn(i) if futures[i].cancel() else futures[i].result() for i in range(count)]
-    except Exception:  # the result must not depend on the pool (fork refused, a worker killed): do it here
+        except Exception:  # fork refused, no semaphores...: everything here
+            futures = {}
+    try:
         if before is not None:
             before()
-        return [fn(i) for i in range(count)]
+        out: list[T] = []
+        for i in range(count):
+            future = futures.get(i)
+            if future is None or future.cancel():
+                out.append(fn(i))
+                continue
+            try:
+                out.append(future.result())
+            except BrokenExecutor:  # a worker died: its tasks, and all still to come, are done here
+                futures = {}
+                out.append(fn(i))
+        return out
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         _TASKS.pop(key, None)
 
 
