@@ -10,12 +10,13 @@ block level is refused before the model runs, without a state round trip.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from sas.events.record import Verdict
 from sas.runtime.context import RequestContext
 from sas.runtime.detectors.base import Detection, Detector
-from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs
+from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs, round3
 from sas.taxonomy import Severity, Threat
 
 
@@ -38,8 +39,8 @@ class GuardedDetector(Detector):
         bf = self.guard.baseline.block_factor
         score = max(0.0, min(1.0, risk / (alarm * bf))) if alarm > 0 else 1.0
         details: dict[str, Any] = {
-            "risk": round(risk, 3),
-            "alarm": round(alarm, 3),
+            "risk": round3(risk),
+            "alarm": round3(alarm),
             "level": "block" if level == 2 else "suspicious",
             **self.guard.ledger_counts(a),
         }
@@ -47,11 +48,9 @@ class GuardedDetector(Detector):
             details["sybil"] = list(a.sybil)
         if a.degraded:
             details["state_degraded"] = True
-        verdict = Verdict.BLOCK if level == 2 else Verdict.ALERT
-        severity = Severity.HIGH if level == 2 else Severity.MEDIUM
-        return Detection(
-            self.name, self.threat, severity, verdict, score=score, status=403, event=event, details=details
-        )
+        if level == 2:
+            return Detection(self.name, self.threat, Severity.HIGH, Verdict.BLOCK, score, 403, "", event, details)
+        return Detection(self.name, self.threat, Severity.MEDIUM, Verdict.ALERT, score, 403, "", event, details)
 
 
 class ExtractionDetector(GuardedDetector):
@@ -59,18 +58,23 @@ class ExtractionDetector(GuardedDetector):
     threat: ClassVar[Threat] = Threat.MODEL_EXTRACTION
     severity: ClassVar[Severity] = Severity.HIGH
 
+    def __init__(self, guard: ModelGuard) -> None:
+        super().__init__(guard)
+        # the same answer for every request of a client this instance already blocked (immutable: shared)
+        self._cached_block = Detection(
+            self.name,
+            self.threat,
+            Severity.HIGH,
+            Verdict.BLOCK,
+            status=403,
+            event="model-extraction",
+            details=MappingProxyType({"level": "block", "cached": True}),
+        )
+
     def on_model_input(self, ctx: RequestContext | None, inputs: Any) -> Detection | None:
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
         if self.guard.known_level(client) >= 2:
-            return Detection(
-                self.name,
-                self.threat,
-                Severity.HIGH,
-                Verdict.BLOCK,
-                status=403,
-                event="model-extraction",
-                details={"level": "block", "cached": True},
-            )
+            return self._cached_block
         return None
 
     def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:

@@ -29,6 +29,7 @@ low-margin rates only: closeness is per client by nature.)
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import OrderedDict
@@ -51,6 +52,8 @@ MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's u
 _SYBIL_TESTS = (("ood", "ood", "n"), ("low", "low", "m"))  # (signal, hits counter, rows counter)
 _COUNT_NAMES = ("n", "ood", "m", "low", "nc", "close", "nd", "dup")
 _LABEL_NAMES = tuple(f"y{i}" for i in range(MAX_LABELS))
+_ZEROS = itertools.repeat(0.0)  # the default of every .get() in a map()
+_LLR_NAMES = ("llr_ood", "llr_low", "llr_close", "llr_dup", "llr_labels", "llr_volume")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,12 @@ class Assessment(NamedTuple):
 MIN_P0 = 0.002
 
 
+def round3(value: float) -> float:
+    """``value`` to three decimals, half up, for the ledger: ``round(value, 3)`` in all but exact ties, at a
+    third of the cost (``round`` with digits goes through a decimal conversion; a detection rounds ten)."""
+    return math.floor(value * 1000.0 + 0.5) / 1000.0 if -1e15 < value < 1e15 else value
+
+
 def _llr_terms(sig: Signal) -> tuple[float, float]:
     p0 = min(max(sig.p0, MIN_P0), 0.5)
     p1 = min(max(sig.p1, p0 * 1.5), 0.95)
@@ -139,13 +148,16 @@ class ModelGuard:
         k = min(prior.size, MAX_LABELS)
         head = prior[:k] / prior[:k].sum() if k else prior
         self.prior_list = [float(v) for v in head]
+        self._log_prior = [math.log(v) for v in self.prior_list]
         self.label_names = _LABEL_NAMES[:k]  # the very strings the counters are stored under
         # half the histogram's degrees of freedom (BIC penalty per log n); 0 turns the label term off
         self._label_dof = (k - 1) / 2.0 if k >= 2 and self.settings.label_weight > 0 else 0.0
-        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # client -> (its label counts as last judged here, their sum of k·log(k/p)): see _label_term
+        self._label_memo: dict[str, tuple[list[float], float]] = {}
+        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (level, until)
         self._epoch = -1
-        self._global_names: dict[str, str] = {}  # client -> (level, until)
-        self._memo: tuple[tuple[str, int], Any, Assessment | None] | None = None
+        self._global_names: tuple[str, str, str, str] = ("", "", "", "")  # n, ood, m, low @ this epoch
+        self._memo: tuple[str, Any, Assessment | None] | None = None  # (request id, inputs, assessment)
         self._rounded: tuple[Assessment, dict[str, dict[str, float]]] | None = None
         self._sybil_epoch = -1
         self._sybil_tests: tuple[tuple[str, str, str, float, float], ...] = ()
@@ -157,28 +169,38 @@ class ModelGuard:
     # --- entry points ---------------------------------------------------------------------------------
     def assess(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Assessment | None:
         """The request's assessment, computed once however many detectors ask (``None``: not model rows)."""
-        client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
         # Keyed by the request and its inputs, not the outputs: the Shield may hand later detectors a
         # degraded copy of the outputs. The memo holds the inputs, so their id cannot be reused meanwhile.
-        memo_key = (ctx.request_id if ctx is not None else "", id(inputs))
-        if self._memo is not None and self._memo[0] == memo_key and self._memo[1] is inputs:
-            return self._memo[2]
+        request_id = ctx.request_id if ctx is not None else ""
+        memo = self._memo
+        if memo is not None and memo[1] is inputs and memo[0] == request_id:
+            return memo[2]
+        client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
         try:
             result: Assessment | None = self.observe(client, inputs, outputs)
         except ValueError:
             result = None
-        self._memo = (memo_key, inputs, result)
+        self._memo = (request_id, inputs, result)
         return result
 
     def ledger_counts(self, a: Assessment) -> dict[str, dict[str, float]]:
-        """The assessment's counters rounded for the ledger, once per request however many detectors write."""
+        """The assessment's counters rounded for the ledger, once per request however many detectors write.
+
+        Only the fractional values are rounded: the counters are counts of rows (integers), as are the
+        request's rows, out-of-distribution, low-margin and duplicate figures.
+        """
         memo = self._rounded
         if memo is not None and memo[0] is a:
             return memo[1]
-        rounded = {
-            "counts": {k: round(v, 3) for k, v in a.counts.items()},
-            "request": {k: round(v, 3) for k, v in a.request.items()},
-        }
+        c = a.counts
+        counts = {name: c[name] for name in _COUNT_NAMES}
+        for name in _LLR_NAMES:
+            counts[name] = round3(c[name])
+        request = dict(a.request)
+        request["max_d2"] = round3(request["max_d2"])
+        if "min_margin" in request:
+            request["min_margin"] = round3(request["min_margin"])
+        rounded = {"counts": counts, "request": request}
         self._rounded = (a, rounded)
         return rounded
 
@@ -218,6 +240,7 @@ class ModelGuard:
     def forget_local(self) -> None:
         """Drop what this instance remembers (a cold start does this implicitly)."""
         self._level.clear()
+        self._label_memo.clear()
         self._memo = None
 
     # --- the one state update -------------------------------------------------------------------------
@@ -234,11 +257,8 @@ class ModelGuard:
             else:
                 for label, count in zip(*np.unique(sig.labels % MAX_LABELS, return_counts=True), strict=True):
                     counters[f"y{int(label)}"] = float(count)
-        epoch = int(now // EPOCH)
-        weight = math.exp(self.decay * (now - epoch * EPOCH))
-        if epoch != self._epoch:
-            self._epoch, self._global_names = epoch, {k: f"{k}@{epoch}" for k in ("n", "ood", "m", "low")}
-        names = self._global_names
+        weight = self._weight(now)
+        names = dict(zip(("n", "ood", "m", "low"), self._global_names, strict=True))
         global_counters = {names[k]: v * weight for k, v in counters.items() if k in names}
         level = self.known_level(client)
         obs = Observation(
@@ -265,67 +285,56 @@ class ModelGuard:
             request["min_margin"] = float(sig.margin[0]) if one else float(np.min(sig.margin))
         return view, request
 
+    def _weight(self, now: float) -> float:
+        """The global counters' increment scale ``e^{λ(t−t0)}`` of this epoch (names of the epoch updated)."""
+        epoch = int(now // EPOCH)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._global_names = (f"n@{epoch}", f"ood@{epoch}", f"m@{epoch}", f"low@{epoch}")
+        return math.exp(self.decay * (now - epoch * EPOCH))
+
     def _observe_one(self, client: str, r: OneRow, now: float) -> Assessment:
         """:meth:`_update` then :meth:`_judge` for one row, from plain values (the same counters and names).
 
         The state takes the row through :meth:`~sas.runtime.state.StateBackend.update_row` (no observation
         record to build); the in-process backend answers it in a few microseconds.
         """
-        ood = 1.0 if r.ood else 0.0
-        low = 0.0
-        epoch = int(now // EPOCH)
-        weight = math.exp(self.decay * (now - epoch * EPOCH))
-        if epoch != self._epoch:
-            self._epoch, self._global_names = epoch, {k: f"{k}@{epoch}" for k in ("n", "ood", "m", "low")}
-        names = self._global_names
-        if r.low is None:
+        d2, is_ood, margin, is_low, label, sketch, bucket = r
+        ood = 1.0 if is_ood else 0.0
+        weight = self._weight(now)
+        g_n, g_ood, g_m, g_low = self._global_names
+        if is_low is None:
+            low = 0.0
             counters = {"n": 1.0, "ood": ood}
-            global_counters = {names["n"]: weight, names["ood"]: ood * weight}
+            global_counters = {g_n: weight, g_ood: ood * weight}
         else:
-            low = 1.0 if r.low else 0.0
+            low = 1.0 if is_low else 0.0
             counters = {"n": 1.0, "ood": ood, "m": 1.0, "low": low}
-            global_counters = {
-                names["n"]: weight,
-                names["ood"]: ood * weight,
-                names["m"]: weight,
-                names["low"]: low * weight,
-            }
-        if r.label is not None:
-            counters[_LABEL_NAMES[r.label % MAX_LABELS]] = 1.0
-        view = self.state.update_row(
+            global_counters = {g_n: weight, g_ood: ood * weight, g_m: weight, g_low: low * weight}
+        if label is not None:
+            label %= MAX_LABELS
+            counters[_LABEL_NAMES[label]] = 1.0
+        else:
+            label = -1
+        found = self._level.get(client)  # known_level(), written out
+        suspect = found is not None and found[0] > 0 and self.clock() <= found[1]
+        mine, totals, dups, client_ok, global_ok, degraded = self.state.update_row(
             client,
             counters,
             global_counters,
-            r.bucket,
-            r.sketch,
+            bucket,
+            sketch,
             self.settings.row_cost,
-            self._suspect_bucket if self.known_level(client) > 0 else self._bucket,
+            self._suspect_bucket if suspect else self._bucket,
             self._global_bucket,
             self.baseline.close_threshold,
             now,
         )
-        if r.margin is None:
-            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(view.client_dups), "max_d2": r.d2}
+        if margin is None:
+            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(dups), "max_d2": d2}
         else:
-            request = {
-                "rows": 1.0,
-                "ood": ood,
-                "low": low,
-                "dup": float(view.client_dups),
-                "max_d2": r.d2,
-                "min_margin": r.margin,
-            }
-        return self._judge(
-            client,
-            1,
-            view.counters,
-            view.global_counters,
-            view.client_allowed,
-            view.global_allowed,
-            view.degraded,
-            request,
-            now,
-        )
+            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(dups), "max_d2": d2, "min_margin": margin}
+        return self._judge(client, 1, mine, totals, client_ok, global_ok, degraded, request, now, label)
 
     # --- the tests ------------------------------------------------------------------------------------
     def _judge(
@@ -339,36 +348,38 @@ class ModelGuard:
         degraded: bool,
         request: dict[str, float],
         now: float,
+        label: int = -1,
     ) -> Assessment:
-        get = c.get
+        """The sequential tests on the client's counters (``label``: the one row's label counter, −1 if none)."""
+        try:  # subscripts: half the cost of .get(); a counter not there yet takes the second path
+            n, ood, m, low = c["n"], c["ood"], c["m"], c["low"]
+            nc, close, nd, dup = c["nc"], c["close"], c["nd"], c["dup"]
+        except KeyError:
+            get = c.get
+            n, ood, m, low = get("n", 0.0), get("ood", 0.0), get("m", 0.0), get("low", 0.0)
+            nc, close, nd, dup = get("nc", 0.0), get("close", 0.0), get("nd", 0.0), get("dup", 0.0)
         floor = -self.floor
         (up_ood, down_ood), (up_low, down_low), (up_close, down_close), (up_dup, down_dup) = self._terms
-        # one sequential test per signal (written out: a loop over four tuples costs a microsecond here)
-        n = get("n", 0.0)
-        ood = get("ood", 0.0)
-        llr_ood = 0.0
+        # one sequential test per signal, written out (a loop over four tuples costs a microsecond here);
+        # hits clamped to [0, rows], the statistic floored at -floor
+        llr_ood = llr_low = llr_close = llr_dup = 0.0
         if n > 0:
             k = 0.0 if ood < 0.0 else n if ood > n else ood
-            llr_ood = max(floor, k * up_ood + (n - k) * down_ood)
-        m = get("m", 0.0)
-        low = get("low", 0.0)
-        llr_low = 0.0
+            v = k * up_ood + (n - k) * down_ood
+            llr_ood = v if v > floor else floor
         if m > 0:
             k = 0.0 if low < 0.0 else m if low > m else low
-            llr_low = max(floor, k * up_low + (m - k) * down_low)
-        nc = get("nc", 0.0)
-        close = get("close", 0.0)
-        llr_close = 0.0
+            v = k * up_low + (m - k) * down_low
+            llr_low = v if v > floor else floor
         if nc > 0:
             k = 0.0 if close < 0.0 else nc if close > nc else close
-            llr_close = max(floor, k * up_close + (nc - k) * down_close)
-        nd = get("nd", 0.0)
-        dup = get("dup", 0.0)
-        llr_dup = 0.0
+            v = k * up_close + (nc - k) * down_close
+            llr_close = v if v > floor else floor
         if nd > 0:
             k = 0.0 if dup < 0.0 else nd if dup > nd else dup
-            llr_dup = max(floor, k * up_dup + (nd - k) * down_dup)
-        labels = self._label_term(c)
+            v = k * up_dup + (nd - k) * down_dup
+            llr_dup = v if v > floor else floor
+        labels = self._label_term(client, c, label) if self._label_dof else 0.0
         volume = 0.0
         expected = self.settings.expected_queries
         if n > expected:
@@ -424,20 +435,40 @@ class ModelGuard:
             request,
         )
 
-    def _label_term(self, counters: Mapping[str, float]) -> float:
-        # plain floats: K is small (≤ 32) and numpy's per-call overhead would dominate
-        if not self._label_dof:
-            return 0.0
-        get = counters.get
-        counts = [get(name, 0.0) for name in self.label_names]
+    def _label_term(self, client: str, counters: Mapping[str, float], label: int) -> float:
+        """Half the BIC-penalised G statistic of the client's label histogram against the benign prior.
+
+        ``G = Σ k·log(k/(T·p)) = S − T·log T`` with ``S = Σ k·log(k/p)``. A one-row request adds 1 to one
+        label, so ``S`` is updated with two logarithms when the counts are exactly the ones this instance
+        saw last for the client plus that row (checked element by element: any other change, another
+        instance's rows, a reset, recomputes the sum). Plain floats: K is small (≤ 32).
+        """
+        counts = list(map(counters.get, self.label_names, _ZEROS))
         total = sum(counts)
+        log = math.log
+        memo = self._label_memo.get(client)
+        s = None
+        if memo is not None:
+            expected = memo[0].copy()
+            if 0 <= label < len(expected):
+                expected[label] += 1.0
+            if expected == counts:
+                s = memo[1]
+                if 0 <= label < len(expected):
+                    k = counts[label]
+                    lp = self._log_prior[label]
+                    s += k * (log(k) - lp) - ((k - 1.0) * (log(k - 1.0) - lp) if k > 1.0 else 0.0)
+        if s is None:
+            s = 0.0
+            for k, lp in zip(counts, self._log_prior, strict=True):
+                if k > 0:
+                    s += k * (log(k) - lp)
+            if memo is None and len(self._label_memo) >= MAX_CLIENTS:
+                del self._label_memo[next(iter(self._label_memo))]  # the longest-known client
+        self._label_memo[client] = (counts, s)
         if total < 2:
             return 0.0
-        log = math.log
-        g = 0.0
-        for k, p in zip(counts, self.prior_list, strict=True):
-            if k > 0:
-                g += k * log(k / (total * p))
+        g = s - total * log(total)
         return self.settings.label_weight * max(0.0, g - self._label_dof * log(total))
 
     def _sybil(self, global_counters: Mapping[str, float], now: float) -> tuple[str, ...]:
@@ -449,12 +480,17 @@ class ModelGuard:
                 (sig, f"{k}@{epoch}", f"{n}@{epoch}", self.p0[sig], s.sybil_ratio * self.p0[sig])
                 for sig, k, n in _SYBIL_TESTS
             )
-        scale = math.exp(-self.decay * (now - epoch * EPOCH))
         get = global_counters.get
         min_rows = self.settings.sybil_min_rows
+        scale = 0.0
         fired: tuple[str, ...] = ()
         for signal, k_name, n_name, p0, ratio in self._sybil_tests:
-            n = get(n_name, 0.0) * scale
+            n = get(n_name, 0.0)
+            if not n:
+                continue
+            if not scale:
+                scale = math.exp(-self.decay * (now - epoch * EPOCH))
+            n *= scale
             if n < min_rows:
                 continue
             k = get(k_name, 0.0) * scale

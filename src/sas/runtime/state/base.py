@@ -111,6 +111,8 @@ class StateBackend(ABC):
     ) -> RowView:
         """:meth:`update` for a one-row request (one bucket id, one sketch, duplicates counted), plain arguments.
 
+        Counter increments and ``cost`` are floats (the generic update converts; this one need not).
+
         The same update as ``update(Observation(client, counters, global_counters, (bucket,), (sketch,), cost,
         client_bucket, global_bucket, close_within, True), now)``; the in-process backend overrides it to skip
         building the records (its whole update costs a few microseconds, so they would be a third of it).

@@ -58,11 +58,16 @@ class MemoryState(StateBackend):
         now: float,
     ) -> RowView:
         with self._lock:
-            summary = self._client(client, now)
+            clients = self._clients
+            summary = clients.get(client)  # _client(), written out
+            if summary is not None and now - summary.seen <= self.client_ttl:
+                clients.move_to_end(client)
+            else:
+                summary = self._client(client, now)
             dups, client_ok = summary.apply_row(counters, bucket, sketch, cost, client_bucket, close_within, now)
             totals = self._global
             for name, amount in global_counters.items():
-                totals[name] = totals.get(name, 0.0) + float(amount)
+                totals[name] = totals.get(name, 0.0) + amount
             window = int(now // self.window)
             if window != self._window_index:
                 self._window_index, self._global_buckets = window, {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sas.runtime.state.base import MAX_COUNTERS, RECENT_BUCKETS, RECENT_SKETCHES, Observation, TokenBucket
 
@@ -91,8 +91,8 @@ class ClientSummary:
         mine = self.counters
         roomy = len(mine) + len(counters) + 4 <= MAX_COUNTERS  # room even if every name is new
         if roomy:
-            for name, amount in counters.items():
-                mine[name] = mine.get(name, 0.0) + float(amount)
+            for name, amount in counters.items():  # floats already (update_row's contract)
+                mine[name] = mine.get(name, 0.0) + amount
         else:
             for name, amount in counters.items():
                 if name in mine or len(mine) < MAX_COUNTERS:
@@ -139,8 +139,16 @@ class ClientSummary:
         if len(sketches) > RECENT_SKETCHES:
             del sketches[0]
         allowed = True
-        if client_bucket is not None:
-            allowed, self.tokens, self.stamp = take(self.tokens, self.stamp, client_bucket, cost, now)
+        if client_bucket is not None:  # take(), written out
+            tokens, burst = self.tokens, client_bucket.burst
+            if tokens is None:
+                tokens = burst
+            else:
+                elapsed = now - self.stamp
+                tokens = min(burst, tokens + (elapsed if elapsed > 0.0 else 0.0) * client_bucket.rate)
+            allowed = tokens >= cost
+            self.tokens = tokens - cost if allowed else tokens
+            self.stamp = now
         self.seen = now
         return dups, allowed
 
@@ -228,6 +236,7 @@ def take(tokens: float | None, stamp: float, bucket: TokenBucket, cost: float, n
 
 # squares of the signed value of each byte (a sketch's squared norm without decoding it)
 _SQUARES = tuple((b - 256 if b > 127 else b) ** 2 for b in range(256))
+_SIGNED8 = struct.Struct("8b")
 
 
 class _SketchRing:
@@ -252,14 +261,10 @@ class _SketchRing:
         for sketch in ring[-RECENT_SKETCHES:]:
             self.push(sketch)
 
-    def _row(self, sketch: bytes) -> Any:
-        """``[v, 1]`` as float64 (the ``1`` is one more int8 byte)."""
-        np = self._np
-        return np.frombuffer(sketch + b"\x01", dtype=np.int8).astype(np.float64)
-
     def push(self, sketch: bytes) -> None:
         if len(sketch) == self.width:
-            row = self._row(sketch)
+            np = self._np
+            row = np.frombuffer(sketch + b"\x01", np.int8).astype(np.float64)
             row[self.width] = -0.5 * sum(map(_SQUARES.__getitem__, sketch))
             self.matrix[self.pos] = row
         else:
@@ -268,13 +273,21 @@ class _SketchRing:
 
     def close_then_push(self, sketch: bytes, within: float) -> int:
         """1 when ``sketch`` is within squared distance ``within`` of a ring entry; then it joins the ring."""
-        row = self._row(sketch)
-        best = max(self.matrix.dot(row).tolist())
-        norm = sum(map(_SQUARES.__getitem__, sketch))
-        row[self.width] = -0.5 * norm
+        np = self._np
+        width = self.width
+        row = np.frombuffer(sketch + b"\x01", np.int8).astype(np.float64)  # [v, 1]
+        products = self.matrix.dot(row)
+        if width == 8:  # the detectors' sketches: |v|² from the eight values, without numpy
+            a, b, c, d, e, f, g, h = _SIGNED8.unpack(sketch)
+            norm = a * a + b * b + c * c + d * d + e * e + f * f + g * g + h * h
+        else:
+            norm = sum(map(_SQUARES.__getitem__, sketch))
+        # some d² = |v|² − 2·product ≤ within
+        close = 1 if np.count_nonzero(products >= 0.5 * (norm - within)) else 0
+        row[width] = -0.5 * norm
         self.matrix[self.pos] = row
         self.pos = (self.pos + 1) % RECENT_SKETCHES
-        return int(norm - 2.0 * best <= within)
+        return close
 
 
 def count_close(ring: list[bytes], new: Sequence[bytes], within: float) -> int:
