@@ -27,6 +27,7 @@ class GuardedDetector(Detector):
 
     def __init__(self, guard: ModelGuard) -> None:
         self.guard = guard
+        self._block_factor = guard.baseline.block_factor
 
     def bind_model(self, predict: Any, baseline: Any = None) -> None:
         return None  # built with its baseline already; the Shield calls this for every detector
@@ -36,13 +37,15 @@ class GuardedDetector(Detector):
         return degrade_outputs(outputs)
 
     def _detection(self, event: str, level: int, risk: float, alarm: float, a: Assessment) -> Detection:
-        bf = self.guard.baseline.block_factor
-        score = max(0.0, min(1.0, risk / (alarm * bf))) if alarm > 0 else 1.0
+        x = risk / (alarm * self._block_factor) if alarm > 0 else 1.0
+        score = x if 0.0 <= x <= 1.0 else 0.0 if x < 0.0 else 1.0  # NaN: 1.0
+        ledger = self.guard.ledger_counts(a)
         details: dict[str, Any] = {
             "risk": round3(risk),
             "alarm": round3(alarm),
             "level": "block" if level == 2 else "suspicious",
-            **self.guard.ledger_counts(a),
+            "counts": ledger["counts"],
+            "request": ledger["request"],
         }
         if a.sybil:
             details["sybil"] = list(a.sybil)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -65,6 +65,11 @@ class OneRow(NamedTuple):
     bucket: str
 
 
+_count_nonzero: Callable[..., int] = np.count_nonzero  # a Python int when no axis is given
+_floor = math.floor
+_blake2b = hashlib.blake2b
+
+
 def _keyed_rng(key: bytes, purpose: bytes) -> np.random.Generator:
     seed = hashlib.blake2b(purpose, key=key[:64], digest_size=16).digest()
     return np.random.default_rng(int.from_bytes(seed, "big"))
@@ -101,6 +106,20 @@ class FeatureSpace:
         self._hash_key = self.key[:64]
         self._cells = struct.Struct(f"<{SKETCH_DIMS}q")
         self._sketch = struct.Struct(f"{SKETCH_DIMS}b")
+        # what one() reads, in one attribute (eleven attribute loads cost more than the unpacking)
+        self._hot = (
+            d,
+            self.mean,
+            self.combined,
+            self.ood_threshold,
+            self.mid,
+            self.half,
+            tuple(self.offset_list),
+            self._sketch.pack,
+            self._cells.pack,
+            self._hash_key,
+            self.margin_threshold,
+        )
 
     def rows(self, inputs: Any) -> npt.NDArray[np.float64]:
         """The request's inputs as a ``(n, d)`` float array; ``ValueError`` when they are not ``d`` features."""
@@ -157,24 +176,24 @@ class FeatureSpace:
         common case (seven when the distance leaves the range test to decide); everything else is plain
         floats and :mod:`struct`. Same values as the batch path (tested).
         """
-        d = self.d
-        uz = (v - self.mean).dot(self.combined)
+        d, mean, combined, ood_threshold, mid, half, offsets, pack_sketch, pack_cells, key, margin_threshold = self._hot
+        uz = (v - mean).dot(combined)
         u = uz[:d]
         d2 = float(u.dot(u))
         # NaN compares false: "not within" makes a non-finite row out of distribution; the range test is
         # skipped when the distance already says so (count_nonzero: a third of the cost of .any())
-        ood = not d2 <= self.ood_threshold or int(np.count_nonzero(abs(v - self.mid) > self.half)) > 0
+        ood = not d2 <= ood_threshold or _count_nonzero(abs(v - mid) > half) > 0
         zc = uz[d:].tolist()  # 8 sketch values, then 8 cell coordinates
         z0, z1, z2, z3, z4, z5, z6, z7, c0, c1, c2, c3, c4, c5, c6, c7 = zc
-        o0, o1, o2, o3, o4, o5, o6, o7 = self.offset_list
-        floor = math.floor
+        o0, o1, o2, o3, o4, o5, o6, o7 = offsets
+        floor = _floor
         try:
             # written out for SKETCH_DIMS = 8 (a map() over the values costs twice as much); round() raises on
             # NaN/inf and struct on values beyond int8 or int64: those rows take the careful path
-            sketch: bytes | None = self._sketch.pack(
+            sketch: bytes | None = pack_sketch(
                 round(z0), round(z1), round(z2), round(z3), round(z4), round(z5), round(z6), round(z7)
             )
-            cells = self._cells.pack(
+            cells = pack_cells(
                 floor(c0 + o0),
                 floor(c1 + o1),
                 floor(c2 + o2),
@@ -188,7 +207,7 @@ class FeatureSpace:
             sketch = None
         if sketch is None or b"\x80" in sketch:  # -128 is outside the sketch's symmetric range
             sketch, cells = self._careful(zc)
-        bucket = hashlib.blake2b(cells, key=self._hash_key, digest_size=8).hexdigest()
+        bucket = _blake2b(cells, key=key, digest_size=8).hexdigest()
         margin: float | None = None
         low: bool | None = None
         label: int | None = None
@@ -197,11 +216,11 @@ class FeatureSpace:
             if len(shape) == 2 and shape[0] >= 1 and 2 <= shape[1] <= 64 and outputs.dtype.kind in "fiub":
                 # one row, few classes (the common request): plain floats beat five numpy calls
                 row = outputs.tolist()[0] if shape[0] == 1 else outputs[0].tolist()
-                top = max(row)
+                ranked = sorted(row)
+                top = ranked[-1]
                 label = row.index(top)  # the first maximum, as argmax
-                row[label] = -math.inf
-                margin = float(top - max(row))
-                low = margin < self.margin_threshold
+                margin = float(top - ranked[-2])
+                low = margin < margin_threshold
             else:
                 m, lw, lb = self._margins(outputs, 1)
                 if m is not None and lw is not None:

@@ -50,7 +50,6 @@ MAX_CLIENTS = 20_000  # clients whose last level this instance remembers
 MAX_LABELS = 32  # label counters per client (classes beyond hash into these)
 MAX_ROW_STATE = 64  # sketches/buckets sent per request (bounds a huge batch's update)
 _SYBIL_TESTS = (("ood", "ood", "n"), ("low", "low", "m"))  # (signal, hits counter, rows counter)
-_COUNT_NAMES = ("n", "ood", "m", "low", "nc", "close", "nd", "dup")
 _LABEL_NAMES = tuple(f"y{i}" for i in range(MAX_LABELS))
 _ZEROS = itertools.repeat(0.0)  # the default of every .get() in a map()
 _LLR_NAMES = ("llr_ood", "llr_low", "llr_close", "llr_dup", "llr_labels", "llr_volume")
@@ -193,9 +192,11 @@ class ModelGuard:
         if memo is not None and memo[0] is a:
             return memo[1]
         c = a.counts
-        counts = {name: c[name] for name in _COUNT_NAMES}
+        counts = dict(c)  # the row counts as they are, then the log-likelihood ratios rounded (round3 inline)
+        floor = math.floor
         for name in _LLR_NAMES:
-            counts[name] = round3(c[name])
+            v = c[name]
+            counts[name] = floor(v * 1000.0 + 0.5) / 1000.0 if -1e15 < v < 1e15 else v
         request = dict(a.request)
         request["max_d2"] = round3(request["max_d2"])
         if "min_margin" in request:
