@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/runtime_overhead.py [--requests 5000] [--manifest-mb 256]
 
 Prints p50/p99 latency of each, their ratio and difference (and the median of the per-request differences:
-each request runs bare and shielded back to back, so that figure cancels the drift both share), per model (a 100-tree random forest and an MLP, typical
-tabular models; and a logistic regression, a deliberately tiny one whose inference costs less than the
-Shield's own work) and per ledger sink (the default signed ledger on stdout, sent to /dev/null here; memory;
-a JSONL file); then the import time of ``sas.runtime`` and the ``Shield`` set-up time in a fresh
-interpreter, bare, after the usual heavy imports of an inference function (what a real cold start pays),
-and after ``gc.freeze()`` (our own cost, without the collector's); then the cold-start manifest
-verification cost per GB.
+each request runs bare and shielded back to back, so that figure cancels the drift both share), per model
+(a 100-tree random forest and an MLP, typical tabular models; and a logistic regression, a deliberately tiny
+one whose inference costs less than the Shield's own work) and per ledger sink (the default signed ledger on
+stdout, sent to /dev/null here; memory; a JSONL file); then the import time of ``sas.runtime`` and the
+``Shield`` set-up time in a fresh interpreter, bare, after the usual heavy imports of an inference function
+(what a real cold start pays), and after ``gc.freeze()`` (our own cost, without the collector's); then the
+cold-start manifest verification cost per GB.
 
 The shielded handler runs in enforce mode with every monitor on (audit hook, botocore, contamination,
 invocation summary events). The audit hook cannot be removed from a process, so during the bare runs the

@@ -363,3 +363,32 @@ def test_after_flush_every_event_and_checkpoint_is_out_of_the_process(tmp_path: 
             on_disk = path.read_bytes()
             assert on_disk.count(b'{"_sas_log"') == i + 1 and on_disk.count(b'{"_sas_checkpoint"') == (i + 1) // 3
         stream.detach()
+
+
+def test_invocation_summary_fast_path_writes_the_same_line_as_emit(tmp_path: Path) -> None:
+    """Shield summaries go through emit_invocation (no RuntimeEvent built); the ledger must read the same."""
+    from sas.events.sink import MemorySink
+
+    fields: dict[str, object] = dict(
+        time=1_790_000_000.5,
+        verdict=Verdict.ALERT,
+        request_id="r-9",
+        client_id="ip:203.0.113.9",
+        instance_id="i-1",
+        function="f",
+        platform="aws",
+        details={"duration_ms": 1.25, "size": 64, "detections": ["extraction"]},
+    )
+    event = RuntimeEvent(event="invocation", detector="shield", category="", threat="", severity="info", **fields)  # type: ignore[arg-type]
+    fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
+    for path in (fast, slow):
+        writer = LedgerWriter(JsonlStore(str(path)), checkpoint_every=10)
+        if path is fast:
+            writer.emit_invocation(**fields)  # type: ignore[arg-type]
+        else:
+            writer.emit(event)
+        writer.flush()
+    assert fast.read_bytes() == slow.read_bytes() and len(records(fast)) == 1
+    memory = MemorySink()
+    memory.emit_invocation(**fields)  # type: ignore[arg-type]
+    assert memory.events == [event]

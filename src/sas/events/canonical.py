@@ -104,23 +104,60 @@ def encode_entry(event: RuntimeEvent, origin: str, seq: int) -> bytes:
 
 def encode_line(event: RuntimeEvent, origin: str, seq: int) -> bytes:
     """:func:`encode_entry` and a newline: the line a store holds (orjson appends it without another copy)."""
-    details = event.details if isinstance(event.details, dict) else dict(event.details)
+    return encode_fields(
+        origin,
+        seq,
+        event.time,
+        event.event,
+        event.detector,
+        event.category,
+        event.threat,
+        event.severity,
+        event.verdict,
+        event.request_id,
+        event.client_id,
+        event.instance_id,
+        event.function,
+        event.platform,
+        event.details,
+    )
+
+
+def encode_fields(
+    origin: str,
+    seq: int,
+    time: float,
+    event: str,
+    detector: str,
+    category: str,
+    threat: str,
+    severity: str,
+    verdict: str,
+    request_id: str,
+    client_id: str,
+    instance_id: str,
+    function: str,
+    platform: str,
+    details: Mapping[str, Any],
+) -> bytes:
+    """The line of an event given field by field: the invocation summary, written on every request, skips
+    building a :class:`RuntimeEvent` only to take it apart again."""
     record: dict[str, Any] = {
         LOG_KEY: origin,
         SEQ_KEY: seq,
-        "time": event.time,
-        "event": event.event,
-        "detector": event.detector,
-        "category": event.category,
-        "threat": event.threat,
-        "severity": event.severity,
-        "verdict": event.verdict,  # a StrEnum: orjson writes its value without the slow .value lookup
-        "request_id": event.request_id,
-        "client_id": event.client_id,
-        "instance_id": event.instance_id,
-        "function": event.function,
-        "platform": event.platform,
-        "details": details,
+        "time": time,
+        "event": event,
+        "detector": detector,
+        "category": category,
+        "threat": threat,
+        "severity": severity,
+        "verdict": verdict,  # a StrEnum: orjson writes its value without the slow .value lookup
+        "request_id": request_id,
+        "client_id": client_id,
+        "instance_id": instance_id,
+        "function": function,
+        "platform": platform,
+        "details": details if isinstance(details, dict) else dict(details),
     }
     try:  # orjson called here rather than through _line: this runs on every invocation
         data = _orjson.dumps(record, option=_LINE_OPTION, default=str)
@@ -128,7 +165,7 @@ def encode_line(event: RuntimeEvent, origin: str, seq: int) -> bytes:
         data = _line(record)
     if len(data) > MAX_ENTRY_BYTES + 1:  # the newline is not part of the entry
         # keep the line bounded but the evidence checkable: the digest of what was cut stays in the record
-        full = dumps(details)
+        full = dumps(record["details"])
         record["details"] = {
             "_truncated": True,
             "_bytes": len(full),

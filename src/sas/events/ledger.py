@@ -35,7 +35,7 @@ from typing import Any
 from sas.config import ENV
 from sas.errors import ConfigError
 from sas.events.anchor import AnchorStore, open_anchor
-from sas.events.canonical import encode_line, safe_origin
+from sas.events.canonical import encode_fields, encode_line, safe_origin
 from sas.events.checkpoint import Checkpoint, Signer, load_signer, sign_checkpoint
 from sas.events.merkle import Frontier, leaf_hashes
 from sas.events.record import RuntimeEvent, Verdict
@@ -176,27 +176,69 @@ class LedgerWriter(Sink):
     def emit(self, event: RuntimeEvent) -> None:
         try:
             with self._lock:
-                sub = self._logs.get(event.instance_id)
-                if sub is None:
-                    instance = (event.instance_id or "unknown") + self._fork_suffix
-                    sub = self._logs[event.instance_id] = _SubLog(
-                        safe_origin(self.origin_prefix, event.function or "function", instance),
-                        event.function,
-                        event.instance_id,
-                        self.checkpoint_every,
-                    )
-                    self._only = sub if len(self._logs) == 1 else None
-                buf = sub.buf
-                buf += encode_line(event, sub.origin, sub.seq)
-                sub.count += 1
-                sub.seq += 1
-                now = self._clock()
-                if sub.due == _NEVER:
-                    sub.due = now + self.checkpoint_seconds
-                if sub.seq >= sub.next_checkpoint or now >= sub.due:
-                    self._checkpoint(sub)
+                sub = self._sub(event.instance_id, event.function)
+                sub.buf += encode_line(event, sub.origin, sub.seq)
+                self._appended(sub)
         except Exception as exc:  # a sink never raises into the handler
             self._failed(exc)
+
+    def emit_invocation(
+        self,
+        time: float,
+        verdict: Verdict,
+        request_id: str,
+        client_id: str,
+        instance_id: str,
+        function: str,
+        platform: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        try:
+            with self._lock:
+                sub = self._sub(instance_id, function)
+                sub.buf += encode_fields(
+                    sub.origin,
+                    sub.seq,
+                    time,
+                    "invocation",
+                    "shield",
+                    "",
+                    "",
+                    "info",
+                    verdict,
+                    request_id,
+                    client_id,
+                    instance_id,
+                    function,
+                    platform,
+                    details,
+                )
+                self._appended(sub)
+        except Exception as exc:  # a sink never raises into the handler
+            self._failed(exc)
+
+    def _sub(self, instance_id: str, function: str) -> _SubLog:
+        sub = self._logs.get(instance_id)
+        if sub is None:
+            instance = (instance_id or "unknown") + self._fork_suffix
+            sub = self._logs[instance_id] = _SubLog(
+                safe_origin(self.origin_prefix, function or "function", instance),
+                function,
+                instance_id,
+                self.checkpoint_every,
+            )
+            self._only = sub if len(self._logs) == 1 else None
+        return sub
+
+    def _appended(self, sub: _SubLog) -> None:
+        """Count the entry just added to ``sub.buf``; sign when a checkpoint is due."""
+        sub.count += 1
+        sub.seq += 1
+        now = self._clock()
+        if sub.due == _NEVER:
+            sub.due = now + self.checkpoint_seconds
+        if sub.seq >= sub.next_checkpoint or now >= sub.due:
+            self._checkpoint(sub)
 
     def flush(self) -> None:
         """End of invocation: store what is buffered, and sign it if the oldest unsigned event is old enough."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
 from sas.errors import ConfigError
-from sas.events.record import RuntimeEvent
+from sas.events.record import RuntimeEvent, Verdict
 
 
 class Sink(ABC):
@@ -24,6 +24,39 @@ class Sink(ABC):
 
     @abstractmethod
     def emit(self, event: RuntimeEvent) -> None: ...
+
+    def emit_invocation(
+        self,
+        time: float,
+        verdict: Verdict,
+        request_id: str,
+        client_id: str,
+        instance_id: str,
+        function: str,
+        platform: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """The per-request ``invocation`` summary (detector ``shield``, severity ``info``, no threat).
+
+        The same as :meth:`emit` of that event; a sink on the hot path may override it to skip the record.
+        """
+        self.emit(
+            RuntimeEvent(
+                time=time,
+                event="invocation",
+                detector="shield",
+                category="",
+                threat="",
+                severity="info",
+                verdict=verdict,
+                request_id=request_id,
+                client_id=client_id,
+                instance_id=instance_id,
+                function=function,
+                platform=platform,
+                details=details,
+            )
+        )
 
     def flush(self) -> None:  # noqa: B027 - optional
         """Push buffered events out (end of invocation)."""

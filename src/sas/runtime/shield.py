@@ -402,26 +402,20 @@ class Shield:
             if extra:
                 details.update(extra)
             # the summary's verdict says what happened to the request (its detections are separate events)
-            record = RuntimeEvent(
-                time=time.time(),
-                event="invocation",
-                detector="shield",
-                category="",
-                threat="",
-                severity="info",
-                verdict=inv.verdict,
-                request_id=ctx.request_id,
-                client_id=ctx.client_id,
-                instance_id=self.identity.instance_id,
-                function=ctx.function or self.function,
-                platform=ctx.platform,
-                details=details,
-            )
             local = audit._LOCAL  # the sink may open its file on first use: that write is ours
             busy = getattr(local, "busy", False)
             local.busy = True
             try:
-                sink.emit(record)
+                sink.emit_invocation(
+                    time.time(),
+                    inv.verdict,
+                    ctx.request_id,
+                    ctx.client_id,
+                    self.identity.instance_id,
+                    ctx.function or self.function,
+                    ctx.platform,
+                    details,
+                )
             finally:
                 local.busy = busy
         sink.flush()
