@@ -83,6 +83,7 @@ class FeatureSpace:
         self.key = key or baseline.key or b"sas-default-key"
         d = baseline.n_features
         self.d = d
+        self.one_row = (1, d)  # the shape of the usual request's inputs
         self.mean = np.ascontiguousarray(baseline.mean)
         self.whiten = np.ascontiguousarray(baseline.whiten)
         self.lo = baseline.lo

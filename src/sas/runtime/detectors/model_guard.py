@@ -221,10 +221,13 @@ class ModelGuard:
 
     def observe(self, client: str, inputs: Any, outputs: Any, now: float | None = None) -> Assessment:
         now = self.clock() if now is None else now
-        x = self.space.rows(inputs)
+        space = self.space
+        if type(inputs) is np.ndarray and inputs.shape == space.one_row and inputs.dtype == np.float64:
+            return self._observe_one(client, space.one(inputs[0], outputs), now)  # the usual request
+        x = space.rows(inputs)
         if x.shape[0] == 1:
-            return self._observe_one(client, self.space.one(x[0], outputs), now)
-        sig = self.space.signals(x, outputs)
+            return self._observe_one(client, space.one(x[0], outputs), now)
+        sig = space.signals(x, outputs)
         view, request = self._update(client, sig, now)
         return self._judge(
             client,
@@ -302,7 +305,10 @@ class ModelGuard:
         """
         d2, is_ood, margin, is_low, label, sketch, bucket = r
         ood = 1.0 if is_ood else 0.0
-        weight = self._weight(now)
+        epoch = int(now // EPOCH)  # _weight(), written out
+        if epoch != self._epoch:
+            self._weight(now)
+        weight = math.exp(self.decay * (now - epoch * EPOCH))
         g_n, g_ood, g_m, g_low = self._global_names
         if is_low is None:
             low = 0.0
@@ -450,15 +456,19 @@ class ModelGuard:
         memo = self._label_memo.get(client)
         s = None
         if memo is not None:
-            expected = memo[0].copy()
-            if 0 <= label < len(expected):
-                expected[label] += 1.0
-            if expected == counts:
-                s = memo[1]
-                if 0 <= label < len(expected):
-                    k = counts[label]
+            before, s = memo
+            if 0 <= label < len(counts):
+                k = counts[label]
+                counts[label] = k - 1.0  # exact: counts are integers far below 2**53
+                unchanged = counts == before
+                counts[label] = k
+                if unchanged:
                     lp = self._log_prior[label]
                     s += k * (log(k) - lp) - ((k - 1.0) * (log(k - 1.0) - lp) if k > 1.0 else 0.0)
+                else:
+                    s = None
+            elif counts != before:
+                s = None
         if s is None:
             s = 0.0
             for k, lp in zip(counts, self._log_prior, strict=True):
@@ -469,8 +479,9 @@ class ModelGuard:
         self._label_memo[client] = (counts, s)
         if total < 2:
             return 0.0
-        g = s - total * log(total)
-        return self.settings.label_weight * max(0.0, g - self._label_dof * log(total))
+        log_total = log(total)
+        g = s - total * log_total - self._label_dof * log_total
+        return self.settings.label_weight * g if g > 0.0 else 0.0
 
     def _sybil(self, global_counters: Mapping[str, float], now: float) -> tuple[str, ...]:
         epoch = int(now // EPOCH)
@@ -495,8 +506,8 @@ class ModelGuard:
             if n < min_rows:
                 continue
             k = get(k_name, 0.0) * scale
-            z = (k - n * p0) / math.sqrt(n * p0 * (1.0 - p0))
-            if k / n > ratio and z > self.settings.sybil_z:
+            # the share first: at benign rates it already says no, and the z-score needs a square root
+            if k / n > ratio and (k - n * p0) / math.sqrt(n * p0 * (1.0 - p0)) > self.settings.sybil_z:
                 fired += (signal,)
         return fired
 

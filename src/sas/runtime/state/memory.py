@@ -74,10 +74,16 @@ class MemoryState(StateBackend):
             hits = self._global_buckets
             hits[bucket] = hits.get(bucket, 0) + 1
             global_ok = True
-            if global_bucket is not None:
-                global_ok, self._global_tokens, self._global_stamp = take(
-                    self._global_tokens, self._global_stamp, global_bucket, cost, now
-                )
+            if global_bucket is not None:  # take(), written out
+                tokens, burst = self._global_tokens, global_bucket.burst
+                if tokens is None:
+                    tokens = burst
+                else:
+                    elapsed = now - self._global_stamp
+                    tokens = min(burst, tokens + (elapsed if elapsed > 0.0 else 0.0) * global_bucket.rate)
+                global_ok = tokens >= cost
+                self._global_tokens = tokens - cost if global_ok else tokens
+                self._global_stamp = now
             return RowView(dict(summary.counters), dict(totals), dups, client_ok, global_ok, False)
 
     def mirror(self, obs: Observation, view: StateView, now: float) -> None:
