@@ -38,5 +38,6 @@ class AbuseDetector(GuardedDetector):
             score=1.0,
             status=429,
             event="rate-limited",
-            details={"scope": scope, "rows": a.rows, "suspect": self.guard.known_level(a.client) > 0},
+            # suspect: on the slow bucket because of this assessment's level (what known_level now says)
+            details={"scope": scope, "rows": a.rows, "suspect": a.extraction_level > 0 or a.adversarial_level > 0},
         )

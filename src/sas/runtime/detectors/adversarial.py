@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sas.runtime.context import RequestContext
 from sas.runtime.detectors.base import Detection
 from sas.runtime.detectors.extraction import GuardedDetector
+from sas.runtime.detectors.model_guard import ModelGuard
 from sas.taxonomy import Severity, Threat
 
 
@@ -24,9 +25,13 @@ class AdversarialDetector(GuardedDetector):
     threat: ClassVar[Threat] = Threat.ADVERSARIAL_INPUT
     severity: ClassVar[Severity] = Severity.HIGH
 
+    def __init__(self, guard: ModelGuard) -> None:
+        super().__init__(guard)
+        self._alarm, self._sybil_alarm = self._alarms(guard.baseline.adversarial_alarm)
+
     def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
         a = self.guard.assess(ctx, inputs, outputs)
         if a is None or a.adversarial_level == 0:
             return None
-        alarm = self.guard.baseline.adversarial_alarm * (self.guard.settings.sybil_factor if a.sybil else 1.0)
+        alarm = self._sybil_alarm if a.sybil else self._alarm
         return self._detection("adversarial-probing", a.adversarial_level, a.adversarial_risk, alarm, a)

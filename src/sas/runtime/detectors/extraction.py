@@ -29,6 +29,10 @@ class GuardedDetector(Detector):
         self.guard = guard
         self._block_factor = guard.baseline.block_factor
 
+    def _alarms(self, alarm: float) -> tuple[float, float]:
+        """``alarm`` as it stands, and lowered by the Sybil factor (the detectors' two thresholds)."""
+        return alarm, alarm * self.guard.settings.sybil_factor
+
     def bind_model(self, predict: Any, baseline: Any = None) -> None:
         return None  # built with its baseline already; the Shield calls this for every detector
 
@@ -63,6 +67,7 @@ class ExtractionDetector(GuardedDetector):
 
     def __init__(self, guard: ModelGuard) -> None:
         super().__init__(guard)
+        self._alarm, self._sybil_alarm = self._alarms(guard.baseline.extraction_alarm)
         # the same answer for every request of a client this instance already blocked (immutable: shared)
         self._cached_block = Detection(
             self.name,
@@ -84,5 +89,5 @@ class ExtractionDetector(GuardedDetector):
         a = self.guard.assess(ctx, inputs, outputs)
         if a is None or a.extraction_level == 0:
             return None
-        alarm = self.guard.baseline.extraction_alarm * (self.guard.settings.sybil_factor if a.sybil else 1.0)
+        alarm = self._sybil_alarm if a.sybil else self._alarm
         return self._detection("model-extraction", a.extraction_level, a.extraction_risk, alarm, a)
