@@ -21,12 +21,13 @@ vector operations on ≤ a few hundred floats; BLAKE2b with a key is in :mod:`ha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +69,10 @@ class OneRow(NamedTuple):
 _count_nonzero: Callable[..., int] = np.count_nonzero  # a Python int when no axis is given
 _floor = math.floor
 _blake2b = hashlib.blake2b
+
+
+# tuple.__new__ on the class: what OneRow(...) does, without its Python-level __new__ (hot path)
+_one_row = cast(Callable[[tuple[Any, ...]], OneRow], functools.partial(tuple.__new__, OneRow))
 
 
 def _keyed_rng(key: bytes, purpose: bytes) -> np.random.Generator:
@@ -228,7 +233,7 @@ class FeatureSpace:
                     margin, low = float(m[0]), bool(lw[0])
                 if lb is not None:
                     label = int(lb[0])
-        return OneRow(d2, ood, margin, low, label, sketch, bucket)
+        return _one_row((d2, ood, margin, low, label, sketch, bucket))
 
     def _careful(self, zc: list[float]) -> tuple[bytes, bytes]:
         """Sketch and cell bytes of a row with non-finite or huge projections, clamped as the batch path does."""

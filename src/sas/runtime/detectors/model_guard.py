@@ -29,13 +29,14 @@ low-margin rates only: closeness is per client by nature.)
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -96,6 +97,10 @@ class Assessment(NamedTuple):
     counts: dict[str, float] = {}  # noqa: RUF012 - never mutated; the guard always passes its own
     request: dict[str, float] = {}  # noqa: RUF012
 
+
+# tuple.__new__ on the class: what Assessment(...) does, without its Python-level __new__ (hot path)
+_assessment = cast(Callable[[tuple[Any, ...]], Assessment], functools.partial(tuple.__new__, Assessment))
+_F64 = np.dtype(np.float64)
 
 # No signal's benign rate is trusted below this: an exact retry of a request is a near-duplicate too, and
 # held-out data cannot show every benign habit.
@@ -222,7 +227,7 @@ class ModelGuard:
     def observe(self, client: str, inputs: Any, outputs: Any, now: float | None = None) -> Assessment:
         now = self.clock() if now is None else now
         space = self.space
-        if type(inputs) is np.ndarray and inputs.shape == space.one_row and inputs.dtype == np.float64:
+        if type(inputs) is np.ndarray and inputs.dtype is _F64 and inputs.shape == space.one_row:
             return self._observe_one(client, space.one(inputs[0], outputs), now)  # the usual request
         x = space.rows(inputs)
         if x.shape[0] == 1:
@@ -427,19 +432,21 @@ class ModelGuard:
             "llr_labels": labels,
             "llr_volume": volume,
         }
-        return Assessment(
-            client,
-            rows,
-            extraction,
-            adversarial,
-            ext_level,
-            adv_level,
-            client_allowed,
-            global_allowed,
-            sybil,
-            degraded,
-            counts,
-            request,
+        return _assessment(
+            (
+                client,
+                rows,
+                extraction,
+                adversarial,
+                ext_level,
+                adv_level,
+                client_allowed,
+                global_allowed,
+                sybil,
+                degraded,
+                counts,
+                request,
+            )
         )
 
     def _label_term(self, client: str, counters: Mapping[str, float], label: int) -> float:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from sas.runtime.state.base import Observation, RowView, StateBackend, StateView, TokenBucket
 from sas.runtime.state.summary import ClientSummary, take
+
+# tuple.__new__ on the class: what RowView(...) does, without its Python-level __new__ (hot path)
+_row_view = cast(Callable[[tuple[Any, ...]], RowView], functools.partial(tuple.__new__, RowView))
 
 
 class MemoryState(StateBackend):
@@ -84,7 +89,7 @@ class MemoryState(StateBackend):
                 global_ok = tokens >= cost
                 self._global_tokens = tokens - cost if global_ok else tokens
                 self._global_stamp = now
-            return RowView(dict(summary.counters), dict(totals), dups, client_ok, global_ok, False)
+            return _row_view((dict(summary.counters), dict(totals), dups, client_ok, global_ok, False))
 
     def mirror(self, obs: Observation, view: StateView, now: float) -> None:
         """Keep this store ready to take over from a shared one (:class:`~.fallback.FallbackState`).
