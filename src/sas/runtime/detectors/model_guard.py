@@ -140,7 +140,11 @@ class ModelGuard:
         self.terms = {s: _llr_terms(baseline.signals.get(s, default)) for s in SIGNALS}
         # (log(p1/p0), log((1-p1)/(1-p0))) per test, in the order _judge reads them
         self._terms = tuple(self.terms[k] for k in ("ood", "low", "close", "dup"))
-        self._alarms = (baseline.extraction_alarm, baseline.adversarial_alarm)
+        # (extraction alarm, its block level, adversarial alarm, its block level), then lowered for Sybil
+        bf, sf = baseline.block_factor, self.settings.sybil_factor
+        ext, adv = baseline.extraction_alarm, baseline.adversarial_alarm
+        self._thresholds = (ext, ext * bf, adv, adv * bf)
+        self._sybil_thresholds = (ext * sf, ext * sf * bf, adv * sf, adv * sf * bf)
         self.p0 = {s: min(max(baseline.signals.get(s, default).p0, MIN_P0), 0.5) for s in SIGNALS}
         self.floor = max(baseline.extraction_alarm, baseline.adversarial_alarm)
         self.decay = math.log(2.0) / self.settings.sybil_half_life
@@ -399,14 +403,9 @@ class ModelGuard:
         extraction = llr_ood + llr_low + llr_close + labels + volume
         adversarial = llr_dup + llr_close + llr_low
         sybil = self._sybil(global_counters, now)
-        if sybil:
-            ext_alarm = self.baseline.extraction_alarm * self.settings.sybil_factor
-            adv_alarm = self.baseline.adversarial_alarm * self.settings.sybil_factor
-        else:
-            ext_alarm, adv_alarm = self._alarms
-        bf = self.baseline.block_factor
-        ext_level = 2 if extraction >= ext_alarm * bf else 1 if extraction >= ext_alarm else 0
-        adv_level = 2 if adversarial >= adv_alarm * bf else 1 if adversarial >= adv_alarm else 0
+        ext_alarm, ext_block, adv_alarm, adv_block = self._sybil_thresholds if sybil else self._thresholds
+        ext_level = 2 if extraction >= ext_block else 1 if extraction >= ext_alarm else 0
+        adv_level = 2 if adversarial >= adv_block else 1 if adversarial >= adv_alarm else 0
         level = ext_level if ext_level > adv_level else adv_level
         if level:
             self._level[client] = (level, now + self.settings.level_memory)
