@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from private_redis import private_redis_server
-from sas.runtime.state.base import RECENT_BUCKETS, Observation, StateError
+from sas.runtime.state.base import RECENT_BUCKETS, Observation, RowView, StateError, TokenBucket
+from sas.runtime.state.fallback import FallbackState
 from sas.runtime.state.memory import MemoryState
 from sas.runtime.state.redis_state import IDLE_CHECK, RedisState
 from sas.runtime.state.sqlite_state import SqliteState
@@ -94,3 +96,63 @@ def test_the_bucket_ring_keeps_the_newest_ids_once_full(private_url: str, tmp_pa
     for b in backends:
         b.reset()
         b.close()
+
+
+def _rows(seed: int, steps: int) -> list[tuple[str, dict[str, float], dict[str, float], str, bytes, float]]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-120, 120, 8)
+    out = []
+    for t in range(steps):
+        client = f"c{int(rng.integers(0, 3))}"
+        counters = {"n": 1.0, "ood": float(rng.random() < 0.2), f"y{int(rng.integers(0, 10))}": 1.0}
+        totals = {"n@0": 1.0 + t * 0.5, "ood@0": counters["ood"] * 0.25}
+        sketch = (base + rng.integers(-4, 5, 8) if rng.random() < 0.5 else rng.integers(-127, 128, 8)).astype(np.int8)
+        bucket = f"{int(rng.integers(0, 60)):016x}" if rng.random() < 0.95 else "odd\nid"
+        out.append((client, counters, totals, bucket, sketch.tobytes(), 1000.0 + t * 0.3))
+    return out
+
+
+def test_redis_update_row_answers_as_the_generic_update(private_url: str) -> None:
+    row_state, generic = RedisState(private_url, prefix="row-a"), RedisState(private_url, prefix="row-b")
+    cb, gb = TokenBucket(2.0, 15.0), TokenBucket(8.0, 40.0)
+    for t, (client, counters, totals, bucket, sketch, now) in enumerate(_rows(7, 300)):
+        within = 60.0 if t % 5 else -1.0
+        row = row_state.update_row(client, counters, totals, bucket, sketch, 1.0, cb, gb, within, now)
+        obs = Observation(client, counters, totals, [bucket], [sketch], 1.0, cb, gb, within, True)
+        view = generic.update(obs, now)
+        assert row == RowView(
+            view.counters, view.global_counters, view.client_dups, view.client_allowed, view.global_allowed, False
+        ), t
+    for state in (row_state, generic):
+        state.reset()
+        state.close()
+
+
+def test_fallback_update_row_mirrors_and_degrades_as_the_generic_update(private_url: str) -> None:
+    # the one-row path keeps the local store exactly as the generic path's mirror does, and answers from it alike
+    # once the shared store is gone
+    row_state = FallbackState(RedisState(private_url, prefix="fb-a"))
+    generic = FallbackState(RedisState(private_url, prefix="fb-b"))
+    cb, gb = TokenBucket(2.0, 15.0), TokenBucket(8.0, 40.0)
+    stream = _rows(8, 240)
+    for t, (client, counters, totals, bucket, sketch, now) in enumerate(stream):
+        if t == 160:  # the shared store goes away: both continue on their (mirrored) local state
+            for state in (row_state, generic):
+                state.primary.reset()
+                state.primary = RedisState("redis://127.0.0.1:1/0", prefix="gone")
+        row = row_state.update_row(client, counters, totals, bucket, sketch, 1.0, cb, gb, 60.0, now)
+        view = generic.update(Observation(client, counters, totals, [bucket], [sketch], 1.0, cb, gb, 60.0, True), now)
+        assert row == RowView(
+            view.counters,
+            view.global_counters,
+            view.client_dups,
+            view.client_allowed,
+            view.global_allowed,
+            view.degraded,
+        ), t
+        assert row.degraded == (t >= 160)
+    a, b = row_state.local, generic.local
+    assert isinstance(a, MemoryState) and isinstance(b, MemoryState)
+    for client in ("c0", "c1", "c2"):
+        x, y = a._clients[client], b._clients[client]
+        assert (x.counters, x.buckets, x.sketches, x.tokens) == (y.counters, y.buckets, y.sketches, y.tokens)

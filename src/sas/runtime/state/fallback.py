@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 
-from sas.runtime.state.base import Observation, StateBackend, StateError, StateView
+from sas.runtime.state.base import Observation, RowView, StateBackend, StateError, StateView, TokenBucket
 from sas.runtime.state.memory import MemoryState
 
 
@@ -68,6 +68,63 @@ class FallbackState(StateBackend):
             view.global_allowed,
             degraded=True,
         )
+
+    def update_row(
+        self,
+        client: str,
+        counters: Mapping[str, float],
+        global_counters: Mapping[str, float],
+        bucket: str,
+        sketch: bytes,
+        cost: float,
+        client_bucket: TokenBucket | None,
+        global_bucket: TokenBucket | None,
+        close_within: float,
+        now: float,
+    ) -> RowView:
+        """:meth:`update` for one row: the shared store's own one-row update, mirrored or replaced as above."""
+        if self._down_since is None or self._clock() - self._down_since >= self.retry_after:
+            try:
+                view = self.primary.update_row(
+                    client,
+                    counters,
+                    global_counters,
+                    bucket,
+                    sketch,
+                    cost,
+                    client_bucket,
+                    global_bucket,
+                    close_within,
+                    now,
+                )
+            except StateError as exc:
+                self.failures += 1
+                if self._down_since is None and self.on_degrade is not None:
+                    self.on_degrade(str(exc))
+                self._down_since = self._clock()
+            else:
+                self._down_since = None
+                local = self.local
+                if isinstance(local, MemoryState):
+                    local.mirror_row(client, view, bucket, sketch, cost, client_bucket, global_bucket, now)
+                else:
+                    local.update_row(
+                        client,
+                        counters,
+                        global_counters,
+                        bucket,
+                        sketch,
+                        cost,
+                        client_bucket,
+                        global_bucket,
+                        close_within,
+                        now,
+                    )
+                return view
+        row = self.local.update_row(
+            client, counters, global_counters, bucket, sketch, cost, client_bucket, global_bucket, close_within, now
+        )
+        return row._replace(degraded=True)
 
     def client_counters(self, client: str) -> Mapping[str, float]:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sas.runtime.state.base import Observation, RowView, StateBackend, StateView, TokenBucket
@@ -99,18 +99,58 @@ class MemoryState(StateBackend):
         ids and sketches join the local rings and its cost is taken from the local token buckets. Cheaper
         than replaying the observation (no distance or duplicate counting, which the shared store did).
         """
+        self._mirror(
+            obs.client,
+            view.counters,
+            view.global_counters,
+            obs.buckets,
+            obs.sketches,
+            obs.cost,
+            obs.client_bucket,
+            obs.global_bucket,
+            now,
+        )
+
+    def mirror_row(
+        self,
+        client: str,
+        view: RowView,
+        bucket: str,
+        sketch: bytes,
+        cost: float,
+        client_bucket: TokenBucket | None,
+        global_bucket: TokenBucket | None,
+        now: float,
+    ) -> None:
+        """:meth:`mirror` for a one-row update (``view``: what the shared store's ``update_row`` answered)."""
+        self._mirror(
+            client, view.counters, view.global_counters, (bucket,), (sketch,), cost, client_bucket, global_bucket, now
+        )
+
+    def _mirror(
+        self,
+        name: str,
+        counters: Mapping[str, float],
+        global_counters: Mapping[str, float],
+        buckets: Sequence[str],
+        sketches: Sequence[bytes],
+        cost: float,
+        client_bucket: TokenBucket | None,
+        global_bucket: TokenBucket | None,
+        now: float,
+    ) -> None:
         with self._lock:
-            client = self._client(obs.client, now)
-            client.mirror(obs, view.counters, now)
-            self._global = dict(view.global_counters)
+            client = self._client(name, now)
+            client.mirror_parts(counters, buckets, sketches, cost, client_bucket, now)
+            self._global = dict(global_counters)
             window = int(now // self.window)
             if window != self._window_index:
                 self._window_index, self._global_buckets = window, {}
-            for b in obs.buckets:
+            for b in buckets:
                 self._global_buckets[b] = self._global_buckets.get(b, 0) + 1
-            if obs.global_bucket is not None:
+            if global_bucket is not None:
                 _, self._global_tokens, self._global_stamp = take(
-                    self._global_tokens, self._global_stamp, obs.global_bucket, obs.cost, now
+                    self._global_tokens, self._global_stamp, global_bucket, cost, now
                 )
 
     def _client(self, name: str, now: float) -> ClientSummary:

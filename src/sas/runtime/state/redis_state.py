@@ -8,21 +8,24 @@ idle clients cost nothing. The ``redis`` package is imported when this backend i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast, overload
 
 from sas.runtime.state.base import (
     MAX_COUNTERS,
     RECENT_BUCKETS,
     RECENT_SKETCHES,
     Observation,
+    RowView,
     StateBackend,
     StateError,
     StateView,
+    TokenBucket,
 )
 
 # Layout: one hash per client (counters; token bucket and both rings under NUL-prefixed field names, which no
@@ -267,6 +270,10 @@ class _Ring(Sequence[bytes]):
 _UNBIAS = bytes((b - 128) & 0xFF for b in range(256))
 
 
+# tuple.__new__ on the class: what RowView(...) does, without its Python-level __new__ (hot path)
+_row_view = cast(Callable[[tuple[Any, ...]], RowView], functools.partial(tuple.__new__, RowView))
+
+
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
@@ -299,6 +306,7 @@ class RedisState(StateBackend):
         self._eval_head = _bulk(b"EVALSHA") + _bulk(self._sha) + _bulk(b"3")
         self._load_head = _bulk(b"EVAL") + _bulk(_SCRIPT.encode()) + _bulk(b"3")
         self._static: dict[tuple[Any, ...], bytes] = {}
+        self._names: dict[str, bytes] = {}  # counter name -> its packed bulk string
         # One connection of our own for the hot path: redis-py's client call costs ~50 us of Python per
         # command (pool checkout, retries, argument encoding); sending pre-packed bytes on a held
         # connection costs a few. A thread that finds it busy goes through the pool instead.
@@ -317,7 +325,12 @@ class RedisState(StateBackend):
 
     def _static_args(self, obs: Observation) -> bytes:
         """ARGV 3-13 (settings that rarely change), packed once per combination."""
-        key = (obs.client_bucket, obs.global_bucket, obs.close_within, obs.count_dups)
+        return self._static_for(obs.client_bucket, obs.global_bucket, obs.close_within, obs.count_dups)
+
+    def _static_for(
+        self, client_bucket: TokenBucket | None, global_bucket: TokenBucket | None, close_within: float, dups: bool
+    ) -> bytes:
+        key = (client_bucket, global_bucket, close_within, dups)
         packed = self._static.get(key)
         if packed is None:
             args: list[Any] = [
@@ -327,9 +340,9 @@ class RedisState(StateBackend):
                 RECENT_BUCKETS,
                 RECENT_SKETCHES,
             ]
-            for bucket in (obs.client_bucket, obs.global_bucket):
+            for bucket in (client_bucket, global_bucket):
                 args += [repr(bucket.rate), repr(bucket.burst)] if bucket else ["0", "-1"]
-            args += [repr(float(obs.close_within)), 1 if obs.count_dups else 0]
+            args += [repr(float(close_within)), 1 if dups else 0]
             packed = b"".join(_bulk(str(a).encode()) for a in args)
             if len(self._static) > 64:
                 self._static.clear()
@@ -368,6 +381,57 @@ class RedisState(StateBackend):
                 c_ok == b"1",
                 g_ok == b"1",
             )
+        except (ValueError, TypeError) as exc:
+            raise StateError(f"redis reply not understood: {exc}") from exc
+
+    def update_row(
+        self,
+        client: str,
+        counters: Mapping[str, float],
+        global_counters: Mapping[str, float],
+        bucket: str,
+        sketch: bytes,
+        cost: float,
+        client_bucket: TokenBucket | None,
+        global_bucket: TokenBucket | None,
+        close_within: float,
+        now: float,
+    ) -> RowView:
+        """:meth:`update` of a one-row request, packed straight from the arguments (the same ARGV and script).
+
+        Counter names are packed once and remembered (a deployment uses a few dozen); the reply's bucket
+        counts and sketch ring, which a row's caller does not read, are left unparsed.
+        """
+        names = self._names
+        parts = [
+            self._keys(client, now),
+            _bulk(repr(now).encode()),
+            _bulk(repr(float(cost)).encode()),
+            self._static_for(client_bucket, global_bucket, close_within, True),
+        ]
+        for table in (counters, global_counters):
+            size = b"%d" % len(table)
+            parts.append(b"$%d\r\n%b\r\n" % (len(size), size))
+            for name, amount in table.items():
+                packed = names.get(name)
+                if packed is None:
+                    packed = _bulk(name.encode())
+                    if len(names) < 4096:  # names are the detectors' own, but stay bounded whatever the caller
+                        names[name] = packed
+                value = repr(float(amount)).encode()
+                parts.append(b"%b$%d\r\n%b\r\n" % (packed, len(value), value))
+        sid = bucket.encode() if "\n" not in bucket else _safe_id(bucket)
+        biased = sketch[:255].translate(_BIAS)
+        parts.append(b"$1\r\n1\r\n$%d\r\n%b\r\n$1\r\n1\r\n$%d\r\n%b\r\n" % (len(sid), sid, len(biased), biased))
+        count = 13 + 2 + 2 * (len(counters) + len(global_counters)) + 4
+        try:
+            raw = self._send(b"*%d\r\n" % (count + 6), b"".join(parts))
+        except self._errors as exc:
+            raise StateError(f"redis update failed: {exc}") from exc
+        try:
+            flags, _, mine, totals, _ = bytes(raw).split(b"\n", 4)
+            c_ok, g_ok, dups = flags.split()
+            return _row_view((_pairs(mine), _pairs(totals), int(dups), c_ok == b"1", g_ok == b"1", False))
         except (ValueError, TypeError) as exc:
             raise StateError(f"redis reply not understood: {exc}") from exc
 

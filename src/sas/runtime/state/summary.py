@@ -154,14 +154,26 @@ class ClientSummary:
 
     def mirror(self, obs: Observation, counters: Mapping[str, float], now: float) -> None:
         """Take ``counters`` as they are elsewhere; add ``obs``'s ids and sketches to the rings, take its cost."""
+        self.mirror_parts(counters, obs.buckets, obs.sketches, obs.cost, obs.client_bucket, now)
+
+    def mirror_parts(
+        self,
+        counters: Mapping[str, float],
+        buckets: Sequence[str],
+        sketches: Sequence[bytes],
+        cost: float,
+        client_bucket: TokenBucket | None,
+        now: float,
+    ) -> None:
+        """:meth:`mirror` from the observation's parts (the one-row path has no observation record)."""
         self.counters = dict(counters)
-        self._dups(obs.buckets)
-        if obs.sketches:
-            self.sketches.extend(obs.sketches)
+        self._dups(buckets)
+        if sketches:
+            self.sketches.extend(sketches)
             del self.sketches[:-RECENT_SKETCHES]
             self._ring = None  # rebuilt from the list if this store ever answers
-        if obs.client_bucket is not None:
-            _, self.tokens, self.stamp = take(self.tokens, self.stamp, obs.client_bucket, obs.cost, now)
+        if client_bucket is not None:
+            _, self.tokens, self.stamp = take(self.tokens, self.stamp, client_bucket, cost, now)
         self.seen = now
 
     def _dups(self, new: Sequence[str]) -> int:
