@@ -19,6 +19,8 @@ from sas.runtime.detectors.base import Detection, Detector
 from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs, round3
 from sas.taxonomy import Severity, Threat
 
+_Alarm = tuple[float, float, float]  # (alarm, block level, alarm rounded for the ledger)
+
 
 class GuardedDetector(Detector):
     """Shared plumbing of the detectors that read one :class:`ModelGuard` assessment."""
@@ -27,11 +29,12 @@ class GuardedDetector(Detector):
 
     def __init__(self, guard: ModelGuard) -> None:
         self.guard = guard
-        self._block_factor = guard.baseline.block_factor
 
-    def _alarms(self, alarm: float) -> tuple[float, float]:
-        """``alarm`` as it stands, and lowered by the Sybil factor (the detectors' two thresholds)."""
-        return alarm, alarm * self.guard.settings.sybil_factor
+    def _alarms(self, alarm: float) -> tuple[_Alarm, _Alarm]:
+        """``alarm`` as it stands, and lowered by the Sybil factor: (alarm, block level, alarm for the ledger)."""
+        lowered = alarm * self.guard.settings.sybil_factor
+        bf = self.guard.baseline.block_factor
+        return (alarm, alarm * bf, round3(alarm)), (lowered, lowered * bf, round3(lowered))
 
     def bind_model(self, predict: Any, baseline: Any = None) -> None:
         return None  # built with its baseline already; the Shield calls this for every detector
@@ -40,13 +43,14 @@ class GuardedDetector(Detector):
         """What a suspicious client gets instead of the model's full output (enforce mode)."""
         return degrade_outputs(outputs)
 
-    def _detection(self, event: str, level: int, risk: float, alarm: float, a: Assessment) -> Detection:
-        x = risk / (alarm * self._block_factor) if alarm > 0 else 1.0
+    def _detection(self, event: str, level: int, risk: float, threshold: _Alarm, a: Assessment) -> Detection:
+        alarm, block, rounded = threshold
+        x = risk / block if alarm > 0 else 1.0
         score = x if 0.0 <= x <= 1.0 else 0.0 if x < 0.0 else 1.0  # NaN: 1.0
         ledger = self.guard.ledger_counts(a)
         details: dict[str, Any] = {
             "risk": round3(risk),
-            "alarm": round3(alarm),
+            "alarm": rounded,
             "level": "block" if level == 2 else "suspicious",
             "counts": ledger["counts"],
             "request": ledger["request"],
