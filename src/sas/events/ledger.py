@@ -176,9 +176,16 @@ class LedgerWriter(Sink):
     def emit(self, event: RuntimeEvent) -> None:
         try:
             with self._lock:
-                sub = self._sub(event.instance_id, event.function)
+                sub = self._logs.get(event.instance_id) or self._sub(event.instance_id, event.function)
                 sub.buf += encode_line(event, sub.origin, sub.seq)
-                self._appended(sub)
+                # the bookkeeping of _appended, written out: this runs for every event
+                sub.count += 1
+                sub.seq += 1
+                now = self._clock()
+                if sub.due == _NEVER:
+                    sub.due = now + self.checkpoint_seconds
+                if sub.seq >= sub.next_checkpoint or now >= sub.due:
+                    self._checkpoint(sub)
         except Exception as exc:  # a sink never raises into the handler
             self._failed(exc)
 
@@ -195,7 +202,7 @@ class LedgerWriter(Sink):
     ) -> None:
         try:
             with self._lock:
-                sub = self._sub(instance_id, function)
+                sub = self._logs.get(instance_id) or self._sub(instance_id, function)
                 sub.buf += encode_fields(
                     sub.origin,
                     sub.seq,
@@ -218,16 +225,15 @@ class LedgerWriter(Sink):
             self._failed(exc)
 
     def _sub(self, instance_id: str, function: str) -> _SubLog:
-        sub = self._logs.get(instance_id)
-        if sub is None:
-            instance = (instance_id or "unknown") + self._fork_suffix
-            sub = self._logs[instance_id] = _SubLog(
-                safe_origin(self.origin_prefix, function or "function", instance),
-                function,
-                instance_id,
-                self.checkpoint_every,
-            )
-            self._only = sub if len(self._logs) == 1 else None
+        """A new instance's sub-log (the callers look the known ones up themselves)."""
+        instance = (instance_id or "unknown") + self._fork_suffix
+        sub = self._logs[instance_id] = _SubLog(
+            safe_origin(self.origin_prefix, function or "function", instance),
+            function,
+            instance_id,
+            self.checkpoint_every,
+        )
+        self._only = sub if len(self._logs) == 1 else None
         return sub
 
     def _appended(self, sub: _SubLog) -> None:
