@@ -178,9 +178,10 @@ class FeatureSpace:
     def one(self, v: npt.NDArray[np.float64], outputs: Any) -> OneRow:
         """One row (the usual request): one matrix product, then plain Python for the 16 projected values.
 
-        numpy's per-call cost (~0.3-1 us) dominates at this size, so the row makes five numpy calls in the
-        common case (seven when the distance leaves the range test to decide); everything else is plain
-        floats and :mod:`struct`. Same values as the batch path (tested).
+        numpy's per-call cost (~0.3-1 us each) dominates at this size: the row makes seven numpy calls,
+        eleven when the distance leaves the range test to decide; the projected values are quantised as
+        plain floats (written out for the eight sketch dimensions) and packed with :mod:`struct`. Same
+        values as the batch path (tested).
         """
         d, mean, combined, ood_threshold, mid, half, offsets, pack_sketch, pack_cells, key, margin_threshold = self._hot
         uz = (v - mean).dot(combined)
