@@ -85,7 +85,7 @@ class ExtractionDetector(GuardedDetector):
 
     def on_model_input(self, ctx: RequestContext | None, inputs: Any) -> Detection | None:
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
-        if client in self.guard._level and self.guard.known_level(client) >= 2:  # most clients: not there
+        if client in self.guard.levels and self.guard.known_level(client) >= 2:  # most clients: not there
             return self._cached_block
         return None
 

@@ -162,7 +162,8 @@ class ModelGuard:
         self._label_dof = (k - 1) / 2.0 if k >= 2 and self.settings.label_weight > 0 else 0.0
         # client -> (its label counts as last judged here, their sum of k·log(k/p)): see _label_term
         self._label_memo: dict[str, tuple[list[float], float]] = {}
-        self._level: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (level, until)
+        # client -> (level, until): the last level this instance saw (read it through known_level())
+        self.levels: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._epoch = -1
         self._global_names: tuple[str, str, str, str] = ("", "", "", "")  # n, ood, m, low @ this epoch
         self._memo: tuple[str, Any, Assessment | None] | None = None  # (request id, inputs, assessment)
@@ -220,11 +221,11 @@ class ModelGuard:
         It expires after ``level_memory`` seconds, so that a client refused here is judged again on the
         shared counters later (a wrongly blocked client is not refused by this instance for ever).
         """
-        found = self._level.get(client)
+        found = self.levels.get(client)
         if found is None:
             return 0
         if self.clock() > found[1]:
-            del self._level[client]
+            del self.levels[client]
             return 0
         return found[0]
 
@@ -252,7 +253,7 @@ class ModelGuard:
 
     def forget_local(self) -> None:
         """Drop what this instance remembers (a cold start does this implicitly)."""
-        self._level.clear()
+        self.levels.clear()
         self._label_memo.clear()
         self._memo = None
 
@@ -332,7 +333,7 @@ class ModelGuard:
             counters[_LABEL_NAMES[label]] = 1.0
         else:
             label = -1
-        found = self._level.get(client)  # known_level(), written out
+        found = self.levels.get(client)  # known_level(), written out
         suspect = found is not None and found[0] > 0 and self.clock() <= found[1]
         mine, totals, dups, client_ok, global_ok, degraded = self.state.update_row(
             client,
@@ -408,12 +409,12 @@ class ModelGuard:
         adv_level = 2 if adversarial >= adv_block else 1 if adversarial >= adv_alarm else 0
         level = ext_level if ext_level > adv_level else adv_level
         if level:
-            self._level[client] = (level, now + self.settings.level_memory)
-            self._level.move_to_end(client)
-            while len(self._level) > MAX_CLIENTS:
-                self._level.popitem(last=False)
-        elif self._level:
-            self._level.pop(client, None)
+            self.levels[client] = (level, now + self.settings.level_memory)
+            self.levels.move_to_end(client)
+            while len(self.levels) > MAX_CLIENTS:
+                self.levels.popitem(last=False)
+        elif self.levels:
+            self.levels.pop(client, None)
         # raw floats: rounding for the ledger happens only when a detection is written
         counts = {
             "n": n,
