@@ -89,6 +89,9 @@ class LedgerStore(ABC):
         """In a forked child: drop handles that must not be shared with the parent."""
 
 
+_ROWS_PER_STATEMENT = 200  # sub-logs in one multi-row INSERT (4 bound values each, far below SQLite's limit)
+
+
 class SqliteStore(LedgerStore):
     # One row per batch, not per event: a row insert costs ~3 µs here, a whole batch about as much.
     # ``origin``/``first_seq``/``count`` are an index for readers, not evidence: verification trusts only ``data``.
@@ -120,24 +123,38 @@ class SqliteStore(LedgerStore):
     def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
         with self._lock:
             db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for b in batches:
-                    if not b.count:
-                        continue
+            # an end-of-invocation flush of several sub-logs: one statement is one transaction, no BEGIN/COMMIT
+            rows = [(b.origin, b.first_seq, b.count, b.data) for b in batches if b.count]
+            if not checkpoints and len(rows) <= _ROWS_PER_STATEMENT:
+                if rows:
+                    values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
                     db.execute(
-                        "INSERT INTO batches (origin, first_seq, count, data) VALUES (?, ?, ?, ?)",
-                        (b.origin, b.first_seq, b.count, b.data),
+                        f"INSERT INTO batches (origin, first_seq, count, data) VALUES {values}",  # noqa: S608
+                        [field for row in rows for field in row],
                     )
-                for cp in checkpoints:
-                    db.execute(
-                        "INSERT INTO checkpoints (origin, size, note, frontier) VALUES (?, ?, ?, ?)",
-                        (cp.origin, cp.size, cp.note, b"".join(cp.frontier)),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                return
+            self._write_transaction(db, batches, checkpoints)
+
+    @staticmethod
+    def _write_transaction(db: Any, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for b in batches:
+                if not b.count:
+                    continue
+                db.execute(
+                    "INSERT INTO batches (origin, first_seq, count, data) VALUES (?, ?, ?, ?)",
+                    (b.origin, b.first_seq, b.count, b.data),
+                )
+            for cp in checkpoints:
+                db.execute(
+                    "INSERT INTO checkpoints (origin, size, note, frontier) VALUES (?, ?, ?, ?)",
+                    (cp.origin, cp.size, cp.note, b"".join(cp.frontier)),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def write_entries(self, origin: str, first_seq: int, count: int, lines: bytes | bytearray) -> None:
         with self._lock:  # one statement is one transaction: no BEGIN/COMMIT round trips
