@@ -85,3 +85,30 @@ def test_non_entries_are_not_mistaken_for_entries() -> None:
     assert entry_origin_seq(b'{"_sas_checkpoint":"o"}') is None
     assert entry_origin_seq(b'{"_sas_log":"o","_sas_seq":x}') is None
     assert decode_entry(b"not json") is None
+
+
+def test_fast_encoding_is_byte_identical_to_sorting_the_whole_record() -> None:
+    """encode_fields writes the top level in order and sorts only details: it must equal a full sort."""
+    import orjson
+
+    from sas.events.canonical import encode_fields
+
+    shapes: list[dict[object, object]] = [
+        {},
+        {"z": 1, "a": {"y": 2, "b": [1, {"d": 1, "c": 2}]}, "text": "línea\nnueva \u2028"},
+        {3: "int key", "2": "str key", "nan": float("nan"), "inf": float("-inf")},
+        {"big": 2**70, "tuple": (1, 2), "set_like": frozenset({1})},  # beyond orjson: the stdlib path
+        {"detections": ["model-extraction"], "duration_ms": 1.5, "sdk_calls": ["sts:AssumeRole"], "size": 3},
+    ]
+    for details in shapes:
+        e = event(details=details)
+        fields = (e.time, e.event, e.detector, e.category, e.threat, e.severity, e.verdict, e.request_id)
+        line = encode_fields("o/f/i", 7, *fields, e.client_id, e.instance_id, e.function, e.platform, details)
+        record = {"_sas_log": "o/f/i", "_sas_seq": 7, **e.to_dict(), "verdict": e.verdict}
+        try:
+            expected = orjson.dumps(
+                record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE, default=str
+            )
+        except TypeError:
+            expected = _stdlib_dumps(record) + b"\n"
+        assert line == expected, details
