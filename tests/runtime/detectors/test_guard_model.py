@@ -149,3 +149,19 @@ def test_an_instance_forgets_a_block_after_level_memory_and_asks_the_store_again
     assert guard.known_level("c") == 0  # the shared counters decide again on the next request
     row = uniform_rows(digits.split, 1, seed=9)[0]
     assert guard.observe("c", row, probs(row[None])).extraction_level == 2  # ...and they still say block
+
+
+def test_monitor_mode_blocked_client_gets_one_extraction_record_per_request(digits) -> None:
+    """Regression: a client this instance already blocked got the cached block before the model ran and,
+    being let through in monitor mode, a second extraction block after it: two records for one request."""
+    shield, sink = _shield("monitor")
+    predict = shield.guard_model(digits.victim.predict_proba, baseline=digits.baseline)
+    for n, row in enumerate(uniform_rows(digits.split, 80)):
+        _call(shield, predict, "ip:203.0.113.9", row, n)
+    per_request: dict[str, int] = {}
+    for e in sink.events:
+        if e.detector == "model-extraction":
+            per_request[e.request_id] = per_request.get(e.request_id, 0) + 1
+    cached = [e for e in sink.events if e.detector == "model-extraction" and e.details.get("cached")]
+    assert cached, "the client must reach block level and be answered from the cache"
+    assert max(per_request.values()) == 1

@@ -82,15 +82,23 @@ class ExtractionDetector(GuardedDetector):
             event="model-extraction",
             details=MappingProxyType({"level": "block", "cached": True}),
         )
+        self._refused: tuple[str, Any] | None = None  # (request id, inputs) answered with the cached block
 
     def on_model_input(self, ctx: RequestContext | None, inputs: Any) -> Detection | None:
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
         if client in self.guard.levels and self.guard.known_level(client) >= 2:  # most clients: not there
+            # remembered so that the same request, let through in monitor mode, is not reported twice
+            self._refused = (ctx.request_id if ctx is not None else "", inputs)
             return self._cached_block
         return None
 
     def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
         a = self.guard.assess(ctx, inputs, outputs)
+        refused = self._refused
+        if refused is not None:
+            self._refused = None
+            if refused[1] is inputs and refused[0] == (ctx.request_id if ctx is not None else ""):
+                return None  # this request's block is on record already (on_model_input)
         if a is None or a.extraction_level == 0:
             return None
         alarm = self._sybil_alarm if a.sybil else self._alarm
