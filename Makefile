@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_iac.py
 	$(BIN)/python benchmarks/manifest.py
 	$(BIN)/python benchmarks/runtime_overhead.py
+	$(BIN)/python benchmarks/minimal_request_path.py
 	$(BIN)/python benchmarks/detector_overhead.py
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/sas bench detect --out build/bench-detect.json
