@@ -199,6 +199,7 @@ class LedgerWriter(Sink):
         function: str,
         platform: str,
         details: Mapping[str, Any],
+        flush: bool = False,
     ) -> None:
         try:
             with self._lock:
@@ -221,8 +222,14 @@ class LedgerWriter(Sink):
                     details,
                 )
                 self._appended(sub)
+                if flush:  # the end of the invocation too: one lock and one call for the Shield's last step
+                    self._flush_locked()
         except Exception as exc:  # a sink never raises into the handler
             self._failed(exc)
+
+    @property
+    def opens_files(self) -> bool:  # type: ignore[override]
+        return self.store.opens_files
 
     def _sub(self, instance_id: str, function: str) -> _SubLog:
         """A new instance's sub-log (the callers look the known ones up themselves)."""
@@ -250,39 +257,42 @@ class LedgerWriter(Sink):
         """End of invocation: store what is buffered, and sign it if the oldest unsigned event is old enough."""
         try:
             with self._lock:
-                now = self._clock()
-                if self._signer is not None and not self._meta_written:
-                    self._ensure_meta()
-                # else the meta record (which names the key) waits for the first checkpoint: making or loading
-                # the key imports cryptography (~60 ms), which must not land on the cold start. Entries written
-                # before it are unsigned until then either way.
-                sub = self._only
-                if sub is not None and now < sub.due:  # one instance, nothing due: the common case
-                    if sub.written != sub.count:
-                        self._write_entries(sub)  # stored when it returns
-                    if self._unflushed:  # a checkpoint or the meta record, written since
-                        self._unflushed = False
-                        self.store.flush()
-                    if sub.count >= HASH_BATCH:
-                        sub.hash_all()
-                    return
-                pending: list[_SubLog] = []
-                for sub in self._logs.values():
-                    if now >= sub.due:
-                        self._checkpoint(sub)
-                    elif sub.written != sub.count:
-                        pending.append(sub)
-                if len(pending) == 1:
-                    self._write_entries(pending[0])
-                elif pending:  # several instances in one process: still one store write (one transaction)
-                    self._write([b for b in (sub.unwritten() for sub in pending) if b is not None], ())
-                self._unflushed = False
-                self.store.flush()
-                for sub in pending:
-                    if sub.count >= HASH_BATCH:  # all written now
-                        sub.hash_all()
+                self._flush_locked()
         except Exception as exc:
             self._failed(exc)
+
+    def _flush_locked(self) -> None:
+        now = self._clock()
+        if self._signer is not None and not self._meta_written:
+            self._ensure_meta()
+        # else the meta record (which names the key) waits for the first checkpoint: making or loading
+        # the key imports cryptography (~60 ms), which must not land on the cold start. Entries written
+        # before it are unsigned until then either way.
+        sub = self._only
+        if sub is not None and now < sub.due:  # one instance, nothing due: the common case
+            if sub.written != sub.count:
+                self._write_entries(sub)  # stored when it returns
+            if self._unflushed:  # a checkpoint or the meta record, written since
+                self._unflushed = False
+                self.store.flush()
+            if sub.count >= HASH_BATCH:
+                sub.hash_all()
+            return
+        pending: list[_SubLog] = []
+        for sub in self._logs.values():
+            if now >= sub.due:
+                self._checkpoint(sub)
+            elif sub.written != sub.count:
+                pending.append(sub)
+        if len(pending) == 1:
+            self._write_entries(pending[0])
+        elif pending:  # several instances in one process: still one store write (one transaction)
+            self._write([b for b in (sub.unwritten() for sub in pending) if b is not None], ())
+        self._unflushed = False
+        self.store.flush()
+        for sub in pending:
+            if sub.count >= HASH_BATCH:  # all written now
+                sub.hash_all()
 
     def close(self) -> None:
         """Sign every sub-log's tail and close the store."""

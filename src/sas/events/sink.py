@@ -21,6 +21,7 @@ class Sink(ABC):
     """Where runtime events go. ``emit`` is called on the hot path: keep it cheap and non-raising."""
 
     dropped: int = 0
+    opens_files: bool = True  # whether emitting may open a file (see LedgerStore.opens_files)
 
     @abstractmethod
     def emit(self, event: RuntimeEvent) -> None: ...
@@ -35,10 +36,13 @@ class Sink(ABC):
         function: str,
         platform: str,
         details: Mapping[str, Any],
+        flush: bool = False,
     ) -> None:
-        """The per-request ``invocation`` summary (detector ``shield``, severity ``info``, no threat).
+        """The per-request ``invocation`` summary (detector ``shield``, severity ``info``, no threat), and with
+        ``flush`` the end-of-invocation :meth:`flush` too.
 
-        The same as :meth:`emit` of that event; a sink on the hot path may override it to skip the record.
+        The same as :meth:`emit` of that event (then :meth:`flush`); a sink on the hot path may override it to
+        skip the record and do both in one step.
         """
         self.emit(
             RuntimeEvent(
@@ -57,6 +61,8 @@ class Sink(ABC):
                 details=details,
             )
         )
+        if flush:
+            self.flush()
 
     def flush(self) -> None:  # noqa: B027 - optional
         """Push buffered events out (end of invocation)."""
@@ -68,6 +74,8 @@ class Sink(ABC):
 class MemorySink(Sink):
     """Keeps events in a list: for tests and for callers that inspect events in-process."""
 
+    opens_files = False
+
     def __init__(self) -> None:
         self.events: list[RuntimeEvent] = []
 
@@ -77,6 +85,8 @@ class MemorySink(Sink):
 
 class StreamSink(Sink):
     """One JSON line per event (CloudWatch-ready on stdout)."""
+
+    opens_files = False
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream

@@ -63,6 +63,9 @@ def meta_line(meta: Mapping[str, Any]) -> bytes:
 class LedgerStore(ABC):
     """Receives batches in order: entries of a sub-log are always written before the checkpoint covering them."""
 
+    # whether writing may open a file (the runtime's audit hook must then know the write is the ledger's own)
+    opens_files: bool = True
+
     @abstractmethod
     def write(self, batches: Sequence[Batch], checkpoints: Sequence[CheckpointRecord]) -> None: ...
 
@@ -243,6 +246,8 @@ def _raw_fd(stream: TextIO) -> int:
 
 
 class StdoutStore(LedgerStore):
+    opens_files = False
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lock = threading.Lock()

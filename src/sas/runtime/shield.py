@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,13 +64,18 @@ class ColdStartIntegrityError(SasError):
     """The function's files do not match their signed manifest (raised at init in enforce mode)."""
 
 
-@dataclass(slots=True)
 class _Invocation:
-    ctx: RequestContext
-    start: float
-    verdict: Verdict = Verdict.ALLOW
-    detections: list[str] = field(default_factory=list)
-    blocked_status: int = 0
+    """The request in flight (mutable: detections and the verdict accrue); a plain slotted class because one
+    is made per request and a dataclass's default factory is one more call."""
+
+    __slots__ = ("blocked_status", "ctx", "detections", "start", "verdict")
+
+    def __init__(self, ctx: RequestContext, start: float) -> None:
+        self.ctx = ctx
+        self.start = start
+        self.verdict = Verdict.ALLOW
+        self.detections: list[str] | None = None
+        self.blocked_status = 0
 
 
 _INVOCATION: ContextVar[_Invocation | None] = ContextVar("sas_invocation", default=None)
@@ -293,7 +297,10 @@ class Shield:
     def _note(self, name: str, verdict: Verdict) -> None:
         inv = _INVOCATION.get()
         if inv is not None:
-            inv.detections.append(name)
+            if inv.detections is None:
+                inv.detections = [name]
+            else:
+                inv.detections.append(name)
             if _RANK[verdict] > _RANK[inv.verdict]:
                 inv.verdict = verdict
 
@@ -402,22 +409,18 @@ class Shield:
             if extra:
                 details.update(extra)
             # the summary's verdict says what happened to the request (its detections are separate events)
+            summary = (time.time(), inv.verdict, ctx.request_id, ctx.client_id, self.identity.instance_id)
+            if not sink.opens_files:
+                sink.emit_invocation(*summary, ctx.function or self.function, ctx.platform, details, flush=True)
+                return
             local = audit._LOCAL  # the sink may open its file on first use: that write is ours
             busy = getattr(local, "busy", False)
             local.busy = True
             try:
-                sink.emit_invocation(
-                    time.time(),
-                    inv.verdict,
-                    ctx.request_id,
-                    ctx.client_id,
-                    self.identity.instance_id,
-                    ctx.function or self.function,
-                    ctx.platform,
-                    details,
-                )
+                sink.emit_invocation(*summary, ctx.function or self.function, ctx.platform, details, flush=True)
             finally:
                 local.busy = busy
+            return
         sink.flush()
 
     # --- model guard ----------------------------------------------------------------------------------
