@@ -196,3 +196,35 @@ def test_base64_bodies_are_decoded_before_checks(tmp_path: Path) -> None:
     ctx = aws.build_context(shield, event, _Context())
     assert ctx.json() == {"features": [1]}
     shield.close()
+
+
+@pytest.mark.parametrize(
+    ("order", "source_ip", "client"),
+    [
+        (None, "203.0.113.9", "ip:203.0.113.9"),
+        (["principal", "api_key"], "203.0.113.9", "anonymous"),  # addresses are not identities here
+        (None, "2001:db8::7", "ip:2001:db8::7"),
+        (None, "203.0.113.9:5500", "ip:203.0.113.9"),  # a port is stripped (the slow path)
+        (None, "", "anonymous"),
+    ],
+)
+def test_http_api_identity_fast_path_follows_the_configured_order(
+    tmp_path: Path, order: list[str] | None, source_ip: str, client: str
+) -> None:
+    """build_context identifies address-only requests without calling client_identity; it must agree with it."""
+    from inprocess import make_shield
+
+    extra = {"runtime": {"identity": {"order": order}}} if order else None
+    shield = make_shield(tmp_path, extra=extra)
+    event = {
+        "version": "2.0",
+        "rawPath": "/p",
+        "headers": {},
+        "requestContext": {"http": {"method": "POST", "sourceIp": source_ip}, "requestId": "r"},
+        "body": "{}",
+    }
+    ctx = aws.build_context(shield, event, _Context())
+    assert ctx.client_id == client
+    expected, _ = client_identity(shield.policy, source_ip=client_ip(source_ip, "", ()))
+    assert ctx.client_id == expected
+    shield.close()

@@ -223,6 +223,11 @@ class RuntimePolicy:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def identity_by_ip(self) -> bool:
+        """Whether a request known only by its address is identified by it (else it is anonymous)."""
+        return "source_ip" in self.identity_order
+
+    @property
     def enforce(self) -> bool:
         return self.mode == "enforce"
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sas.events.record import RuntimeEvent
 from sas.runtime.context import Headers, RequestContext
-from sas.runtime.platforms.identity import client_identity, client_ip
+from sas.runtime.platforms.identity import IP_PREFIX, client_identity, client_ip
 
 if TYPE_CHECKING:
     from sas.runtime.shield import Shield
@@ -71,6 +71,12 @@ def _get(mapping: Any, *path: str) -> str:
 
 def _str(value: Any) -> str:
     return str(value) if value not in (None, "") else ""
+
+
+def _peer_ip(peer: str, headers: Headers, proxies: tuple[Any, ...]) -> str:
+    if not proxies and peer.replace(".", "").isdigit():  # a plain IPv4 address: nothing to strip or unwrap
+        return peer
+    return client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
 
 
 def _principal(rc: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> str:
@@ -136,20 +142,23 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         peer = _str(http.get("sourceIp"))
         principal = _principal(rc, _V2_PRINCIPAL)
         api_key = ""
-        ip = client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
+        ip = _peer_ip(peer, headers, proxies)
     elif kind == "rest-api":
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path", ""))
         peer = _get(rc, "identity", "sourceIp")
         principal = _principal(rc, _V1_PRINCIPAL)
         api_key = _get(rc, "identity", "apiKeyId")
-        ip = client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
+        ip = _peer_ip(peer, headers, proxies)
     else:  # alb: the balancer is the peer and appends the address it saw
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path", ""))
         principal, api_key = "", ""
         ip = client_ip("", headers.get("x-forwarded-for", ""), proxies, platform_appends=True)
-    client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
+    if principal or api_key or not policy.identity_by_ip:
+        client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
+    else:  # the common case, without a call: only the address is known, and the order accepts it
+        client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
     return RequestContext(
         request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
         client_id=client,

@@ -55,7 +55,8 @@ def client_ip(peer: str, forwarded_for: str, proxies: Sequence[Network], *, plat
     return peer
 
 
-_PREFIXES = {"principal": "principal:", "api_key": "api_key:", "source_ip": "ip:"}
+IP_PREFIX = "ip:"
+_PREFIXES = {"principal": "principal:", "api_key": "api_key:", "source_ip": IP_PREFIX}
 
 
 def client_identity(
