@@ -171,7 +171,8 @@ def _non_finite(inputs: Any) -> bool:
     if np is not None and isinstance(inputs, np.ndarray):
         if inputs.dtype.kind not in "fc":
             return False
-        return not bool(np.isfinite(inputs).all())
+        # the ufunc's own reduce, not ndarray.all(), which goes through a Python wrapper in numpy
+        return not bool(np.logical_and.reduce(np.isfinite(inputs), axis=None))
     if isinstance(inputs, float):
         return not math.isfinite(inputs)
     if isinstance(inputs, (list, tuple)):
