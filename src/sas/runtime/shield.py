@@ -106,6 +106,30 @@ def default_function_name(env: Mapping[str, str]) -> str:
 class Shield:
     """Configuration, request detectors and process monitors for one function instance."""
 
+    # slots: every request reads a dozen of these, usually with caches the model has just evicted
+    __slots__ = (
+        "__weakref__",
+        "_audit",
+        "_closed",
+        "_contamination",
+        "_on_model_input",
+        "_on_model_output",
+        "_on_request",
+        "_pending_activation",
+        "_sdk",
+        "alert_hooks",
+        "config",
+        "counts",
+        "detectors",
+        "env",
+        "function",
+        "identity",
+        "platform",
+        "policy",
+        "setup_seconds",
+        "sink",
+    )
+
     def __init__(
         self,
         config: Mapping[str, Any] | None = None,
