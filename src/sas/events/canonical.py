@@ -149,50 +149,33 @@ def encode_fields(
     The top-level keys are written in sorted order and only ``details`` is sorted by orjson (then embedded as a
     fragment): the same bytes as sorting the whole record, ~0.25 µs less per event.
     """
-    plain = details if isinstance(details, dict) else dict(details)
+    record: dict[str, Any] = {  # keys in sorted order
+        LOG_KEY: origin,
+        SEQ_KEY: seq,
+        "category": category,
+        "client_id": client_id,
+        "details": details if isinstance(details, dict) else dict(details),
+        "detector": detector,
+        "event": event,
+        "function": function,
+        "instance_id": instance_id,
+        "platform": platform,
+        "request_id": request_id,
+        "severity": severity,
+        "threat": threat,
+        "time": time,
+        "verdict": verdict,  # a StrEnum: orjson writes its value without the slow .value lookup
+    }
+    plain = record["details"]
     if _Fragment is not None:
         try:  # orjson called here rather than through _line: this runs on every invocation
-            data = _orjson.dumps(
-                {
-                    LOG_KEY: origin,
-                    SEQ_KEY: seq,
-                    "category": category,
-                    "client_id": client_id,
-                    "details": _Fragment(_orjson.dumps(plain, option=_OPTION, default=str)),
-                    "detector": detector,
-                    "event": event,
-                    "function": function,
-                    "instance_id": instance_id,
-                    "platform": platform,
-                    "request_id": request_id,
-                    "severity": severity,
-                    "threat": threat,
-                    "time": time,
-                    "verdict": verdict,  # a StrEnum: orjson writes its value without the slow .value lookup
-                },
-                option=_UNSORTED_LINE_OPTION,
-            )
+            record["details"] = _Fragment(_orjson.dumps(plain, option=_OPTION, default=str))
+            data = _orjson.dumps(record, option=_UNSORTED_LINE_OPTION)
             if len(data) <= MAX_ENTRY_BYTES + 1:  # the newline is not part of the entry
                 return data
         except (TypeError, ValueError):  # JSONEncodeError is a TypeError (e.g. integers beyond 64 bits)
             pass
-    record: dict[str, Any] = {
-        LOG_KEY: origin,
-        SEQ_KEY: seq,
-        "time": time,
-        "event": event,
-        "detector": detector,
-        "category": category,
-        "threat": threat,
-        "severity": severity,
-        "verdict": verdict,
-        "request_id": request_id,
-        "client_id": client_id,
-        "instance_id": instance_id,
-        "function": function,
-        "platform": platform,
-        "details": plain,
-    }
+        record["details"] = plain
     data = _line(record)
     if len(data) > MAX_ENTRY_BYTES + 1:
         # keep the line bounded but the evidence checkable: the digest of what was cut stays in the record

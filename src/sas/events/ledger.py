@@ -178,14 +178,7 @@ class LedgerWriter(Sink):
             with self._lock:
                 sub = self._logs.get(event.instance_id) or self._sub(event.instance_id, event.function)
                 sub.buf += encode_line(event, sub.origin, sub.seq)
-                # the bookkeeping of _appended, written out: this runs for every event
-                sub.count += 1
-                sub.seq += 1
-                now = self._clock()
-                if sub.due == _NEVER:
-                    sub.due = now + self.checkpoint_seconds
-                if sub.seq >= sub.next_checkpoint or now >= sub.due:
-                    self._checkpoint(sub)
+                self._appended(sub)
         except Exception as exc:  # a sink never raises into the handler
             self._failed(exc)
 

@@ -127,7 +127,7 @@ class SqliteStore(LedgerStore):
         with self._lock:
             db = self._conn()
             # an end-of-invocation flush of several sub-logs: one statement is one transaction, no BEGIN/COMMIT
-            rows = [(b.origin, b.first_seq, b.count, b.data) for b in batches if b.count]
+            rows = [] if checkpoints else [(b.origin, b.first_seq, b.count, b.data) for b in batches if b.count]
             if not checkpoints and len(rows) <= _ROWS_PER_STATEMENT:
                 if rows:
                     values = ", ".join(["(?, ?, ?, ?)"] * len(rows))

@@ -433,17 +433,27 @@ class Shield:
             if extra:
                 details.update(extra)
             # the summary's verdict says what happened to the request (its detections are separate events)
-            summary = (time.time(), inv.verdict, ctx.request_id, ctx.client_id, self.identity.instance_id)
-            if not sink.opens_files:
-                sink.emit_invocation(*summary, ctx.function or self.function, ctx.platform, details, flush=True)
-                return
-            local = audit._LOCAL  # the sink may open its file on first use: that write is ours
-            busy = getattr(local, "busy", False)
-            local.busy = True
+            # a sink that may open its file on first use: that write is ours, not the function's
+            opens_files = sink.opens_files
+            if opens_files:
+                local = audit._LOCAL
+                busy = getattr(local, "busy", False)
+                local.busy = True
             try:
-                sink.emit_invocation(*summary, ctx.function or self.function, ctx.platform, details, flush=True)
+                sink.emit_invocation(
+                    time.time(),
+                    inv.verdict,
+                    ctx.request_id,
+                    ctx.client_id,
+                    self.identity.instance_id,
+                    ctx.function or self.function,
+                    ctx.platform,
+                    details,
+                    flush=True,
+                )
             finally:
-                local.busy = busy
+                if opens_files:
+                    local.busy = busy
             return
         sink.flush()
 
