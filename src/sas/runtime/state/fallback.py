@@ -83,20 +83,21 @@ class FallbackState(StateBackend):
         now: float,
     ) -> RowView:
         """:meth:`update` for one row: the shared store's own one-row update, mirrored or replaced as above."""
+        args = (
+            client,
+            counters,
+            global_counters,
+            bucket,
+            sketch,
+            cost,
+            client_bucket,
+            global_bucket,
+            close_within,
+            now,
+        )
         if self._down_since is None or self._clock() - self._down_since >= self.retry_after:
             try:
-                view = self.primary.update_row(
-                    client,
-                    counters,
-                    global_counters,
-                    bucket,
-                    sketch,
-                    cost,
-                    client_bucket,
-                    global_bucket,
-                    close_within,
-                    now,
-                )
+                view = self.primary.update_row(*args)
             except StateError as exc:
                 self.failures += 1
                 if self._down_since is None and self.on_degrade is not None:
@@ -108,22 +109,9 @@ class FallbackState(StateBackend):
                 if isinstance(local, MemoryState):
                     local.mirror_row(client, view, bucket, sketch, cost, client_bucket, global_bucket, now)
                 else:
-                    local.update_row(
-                        client,
-                        counters,
-                        global_counters,
-                        bucket,
-                        sketch,
-                        cost,
-                        client_bucket,
-                        global_bucket,
-                        close_within,
-                        now,
-                    )
+                    local.update_row(*args)
                 return view
-        row = self.local.update_row(
-            client, counters, global_counters, bucket, sketch, cost, client_bucket, global_bucket, close_within, now
-        )
+        row = self.local.update_row(*args)
         return row._replace(degraded=True)
 
     def client_counters(self, client: str) -> Mapping[str, float]:
