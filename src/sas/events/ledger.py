@@ -30,17 +30,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sas.config import ENV
 from sas.errors import ConfigError
-from sas.events.anchor import AnchorStore, open_anchor
 from sas.events.canonical import encode_fields, encode_line, safe_origin
-from sas.events.checkpoint import Checkpoint, Signer, load_signer, sign_checkpoint
 from sas.events.merkle import Frontier, leaf_hashes
 from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink
-from sas.events.stores import Batch, CheckpointRecord, LedgerStore, open_store
+from sas.events.stores import LedgerStore, open_store
+
+if TYPE_CHECKING:
+    # Imported where first used: the checkpoint modules (and base64, hashlib) at the first checkpoint, the anchor
+    # only when one is configured; together ~4 ms that every cold start would pay before any event is signed.
+    from sas.events.anchor import AnchorStore
+    from sas.events.checkpoint import Signer
+    from sas.events.store_records import Batch, CheckpointRecord
 
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_CHECKPOINT_SECONDS = 10.0
@@ -105,6 +110,8 @@ class _SubLog:
         """The entries not yet handed to the store, as one batch (marked handed over)."""
         if self.written == self.count:
             return None
+        from sas.events.store_records import Batch  # by now loaded (a checkpoint, several instances' flush)
+
         data = bytes(self.buf[self.written_at : -1])  # a batch holds no final newline
         batch = Batch(self.origin, self.frontier.size + self.written, self.count - self.written, data)
         self.written = self.count
@@ -316,6 +323,8 @@ class LedgerWriter(Sink):
     @property
     def signer(self) -> Signer:
         if self._signer is None:
+            from sas.events.checkpoint import Signer, load_signer
+
             path = os.environ.get(KEY_ENV)
             if path:
                 try:
@@ -393,6 +402,9 @@ class LedgerWriter(Sink):
         sub.seq += 1
 
     def _checkpoint(self, sub: _SubLog) -> None:
+        from sas.events.checkpoint import Checkpoint, sign_checkpoint  # one lookup per checkpoint, not per event
+        from sas.events.store_records import CheckpointRecord
+
         batch = sub.unwritten()
         sub.hash_all()
         size = sub.frontier.size
@@ -460,10 +472,15 @@ def open_ledger(
     anchor_spec = anchor if anchor is not None else os.environ.get(ANCHOR_ENV)
     every = checkpoint_every or int(_env_number(EVERY_ENV, DEFAULT_CHECKPOINT_EVERY))
     seconds = checkpoint_seconds or _env_number(SECONDS_ENV, DEFAULT_CHECKPOINT_SECONDS)
+    anchor_store: AnchorStore | None = None
+    if anchor_spec:
+        from sas.events.anchor import open_anchor
+
+        anchor_store = open_anchor(anchor_spec)
     return LedgerWriter(
         open_store(spec),
         signer=signer,
-        anchor=open_anchor(anchor_spec) if anchor_spec else None,
+        anchor=anchor_store,
         checkpoint_every=every,
         checkpoint_seconds=seconds,
     )

@@ -10,10 +10,28 @@ bulk, level by level, which equals the recursive RFC definition (the odd node of
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from hashlib import sha256
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import sha256
+else:
+
+    def sha256(data: bytes = b""):
+        """hashlib's ``sha256``, imported by the first call, which rebinds this name to it.
+
+        The ledger writer loads this module at cold start but hashes only at its first batch or checkpoint;
+        importing hashlib (OpenSSL's ``_hashlib``) would add ~2 ms to every cold start for nothing. A function
+        that bound this one to a local before the first call goes through it (an import lookup, ~0.6 µs a
+        hash) until it returns; every later call finds hashlib's.
+        """
+        global sha256  # noqa: PLW0603 - rebinding itself to the real one is the point
+        from hashlib import sha256
+
+        return sha256(data)
+
 
 HASH_SIZE = 32
-EMPTY_ROOT = sha256(b"").digest()
+EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # SHA-256 of b""
 
 
 def leaf_hash(data: bytes) -> bytes:

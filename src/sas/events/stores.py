@@ -19,7 +19,6 @@ when it trusts that copy).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import os
@@ -27,33 +26,13 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sas.errors import ConfigError
-from sas.events.canonical import CHECKPOINT_KEY, META_KEY, dumps
+from sas.events.canonical import META_KEY, dumps
 
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Consecutive entries of one sub-log: their canonical bytes joined by newlines (JSON never holds one)."""
-
-    origin: str
-    first_seq: int
-    count: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    origin: str
-    size: int
-    note: str
-    frontier: tuple[bytes, ...]
-
-    def to_line(self) -> bytes:
-        frontier = [base64.b64encode(h).decode() for h in self.frontier]
-        return dumps({CHECKPOINT_KEY: self.origin, "frontier": frontier, "note": self.note})
+if TYPE_CHECKING:
+    from sas.events.store_records import Batch, CheckpointRecord
 
 
 def meta_line(meta: Mapping[str, Any]) -> bytes:
@@ -76,6 +55,8 @@ class LedgerStore(ABC):
         """One batch and no checkpoint, as lines each ending in a newline: what every flush writes. Unlike
         :meth:`write`, the lines are stored when it returns (no :meth:`flush` needed); a store may do it with
         less ceremony."""
+        from sas.events.store_records import Batch
+
         self.write((Batch(origin, first_seq, count, bytes(lines[:-1])),), ())
         self.flush()
 
