@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sas.errors import ConfigError
+
+if TYPE_CHECKING:
+    # imported by the two functions that read files: ``Shield(dict)`` reads none, and pathlib (with the
+    # urllib.parse and ipaddress it loads) costs ~2 ms of a cold start
+    from pathlib import Path
 
 # Every environment variable sas reads, in one place.
 ENV: dict[str, str] = {
@@ -39,6 +43,8 @@ Config = dict[str, Any]
 
 def load_file(path: str | os.PathLike[str]) -> Config:
     """Read ``sas.toml`` or the ``[tool.sas]`` table of a ``pyproject.toml``."""
+    from pathlib import Path
+
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -61,6 +67,8 @@ def load_file(path: str | os.PathLike[str]) -> Config:
 
 def discover(start: str | os.PathLike[str] | None = None) -> Path | None:
     """The configuration file in effect: ``$SAS_CONFIG``, else ``sas.toml``/``pyproject.toml`` in ``start``."""
+    from pathlib import Path
+
     env = os.environ.get(ENV["config"])
     if env:
         return Path(env)

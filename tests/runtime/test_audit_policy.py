@@ -48,6 +48,40 @@ def test_allow_listed_host_name_resolves_and_connects(tmp_path: Path, listener: 
     assert outcome == "ok" and events(shield, "egress") == []
 
 
+def test_name_allowed_by_a_wildcard_is_learned_at_lookup_and_connects(tmp_path: Path, listener: Listener) -> None:
+    # a wildcard rule is not resolved at install: only the lookup wrapper (under socket.getaddrinfo) lets the
+    # address that socket.create_connection resolves through
+    shield = make_shield(tmp_path, extra={"runtime": {"egress": {"allow": [f"localhos*:{listener.port}"]}}})
+    with active(shield):
+        outcome = attempt(lambda: socket.create_connection(("localhost", listener.port), 2).close())
+    assert outcome == "ok" and events(shield, "egress") == []
+
+
+LATE_SOCKET_PROBE = """
+import sys
+from sas.events.sink import MemorySink
+from sas.runtime import Shield
+assert "socket" not in sys.modules  # the Shield does not import it ...
+port = int(sys.argv[2])
+config = {"runtime": {"mode": "enforce", "tmp_dir": sys.argv[1], "egress": {"allow": [f"localhos*:{port}"]}}}
+shield = Shield(config, sink=MemorySink())
+import socket  # ... so the function imports it after the hook is installed
+socket.create_connection(("localhost", port), 2).close()
+print(sum(e.event == "egress" for e in shield.sink.events))
+"""
+
+
+def test_lookups_are_learned_when_socket_is_imported_after_the_shield(tmp_path: Path, listener: Listener) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", LATE_SOCKET_PROBE, str(tmp_path), str(listener.port)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "0"
+
+
 def test_wildcard_host_rule_matches_subdomains_only(tmp_path: Path) -> None:
     shield = make_shield(tmp_path, extra={"runtime": {"egress": {"allow": ["*.amazonaws.com:443"]}}})
     policy = shield._audit

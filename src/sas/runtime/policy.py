@@ -66,14 +66,17 @@ Every key, its default and its meaning (docs/runtime.md repeats this table for u
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sas.config import ENV, section, string_list
 from sas.errors import ConfigError
+
+if TYPE_CHECKING:
+    # imported by the parsers that need it: most functions configure no address rule, and it costs ~1 ms
+    import ipaddress
 
 MODES = ("monitor", "enforce")
 IDENTITY_SOURCES = ("principal", "api_key", "source_ip")
@@ -149,6 +152,8 @@ class EgressRule:
                 host, port_text = raw, "*"
         if not host:
             raise ConfigError(f"[runtime.egress] bad entry {text!r} (expected host:port or cidr:port)")
+        import ipaddress
+
         port: int | None
         if port_text in {"", "*"}:
             port = None
@@ -168,6 +173,8 @@ class EgressRule:
 
 @dataclass(frozen=True, slots=True)
 class InputSchema:
+    """``[runtime.input.schema]``: the model's feature vector, checked before the model sees it."""
+
     field: str = "features"
     shape: tuple[int, ...] = ()
     dtype: str = "number"
@@ -178,6 +185,10 @@ class InputSchema:
 
 @dataclass(frozen=True, slots=True)
 class RuntimePolicy:
+    """The parsed ``[runtime]`` and ``[forensics]`` configuration (keys and defaults in the module docstring)."""
+
+    # A docstring of its own also spares every cold start dataclass's default one, which it builds with
+    # inspect.signature over the forty fields below.
     mode: str = "monitor"
     function: str = ""
     tmp_dir: str = "/tmp"  # noqa: S108 - the platform's scratch directory, watched not used
@@ -286,6 +297,10 @@ def _schema(table: Mapping[str, Any]) -> InputSchema | None:
 
 
 def _networks(values: tuple[str, ...], where: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not values:
+        return ()
+    import ipaddress
+
     out = []
     for v in values:
         try:

@@ -11,8 +11,8 @@ What it enforces once active (that is, after the function's init, when the Shiel
 
 - egress: ``socket.connect``/``sendto``/``sendmsg`` to an address outside ``[runtime.egress] allow``, and
   name lookups (``getaddrinfo``, ``gethostbyname``) of hosts outside it, except the platform's own
-  runtime API. Host rules are resolved at install and on every allowed lookup (``socket.getaddrinfo`` is
-  wrapped to learn the addresses an allowed name resolves to);
+  runtime API. Host rules are resolved at install and on every allowed lookup (``_socket.getaddrinfo``,
+  which ``socket.getaddrinfo`` calls, is wrapped to learn the addresses an allowed name resolves to);
 - processes: ``subprocess.Popen``, ``os.system``, ``os.exec*``, ``os.posix_spawn*``, ``os.spawn*``,
   ``os.fork``/``forkpty``, and ``_posixsubprocess.fork_exec`` called directly (wrapped, because it raises no
   audit event of its own) unless ``allow_subprocess``;
@@ -32,19 +32,30 @@ that already runs natively. The hook is a tripwire for Python-level compromise, 
 
 from __future__ import annotations
 
+import _socket
 import ast
 import fnmatch
-import ipaddress
 import os
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sas.runtime.policy import EgressRule, RuntimePolicy
 from sas.taxonomy import Severity, Threat
+
+if TYPE_CHECKING:
+    from ipaddress import ip_address as _ip_address
+else:
+
+    def _ip_address(text):
+        """``ipaddress.ip_address``, imported by the first address checked (the first call rebinds this name):
+        the module costs ~1 ms of a cold start, and a function that never connects never needs it."""
+        global _ip_address  # noqa: PLW0603 - rebinding itself to the real one is the point
+        from ipaddress import ip_address as _ip_address
+
+        return _ip_address(text)
 
 
 class PolicyViolation(PermissionError):
@@ -108,7 +119,11 @@ class _HookState:
 
 _STATE = _HookState()
 _LOCAL = threading.local()
-_ORIGINAL_GETADDRINFO = socket.getaddrinfo
+# Name lookups are watched one level down, in the C module: ``socket.getaddrinfo`` looks
+# ``_socket.getaddrinfo`` up on every call, so wrapping it sees every lookup made through ``socket`` (and
+# direct ones) without importing ``socket`` (~2 ms of a cold start: its enums and ``selectors``) for
+# functions that never use the network.
+_ORIGINAL_GETADDRINFO = _socket.getaddrinfo
 
 
 def _in_importlib(depth: int = 40) -> bool:
@@ -202,7 +217,7 @@ def install(policy: AuditPolicy) -> None:
     if not _STATE.installed:
         sys.addaudithook(_hook)
         _wrap_fork_exec()
-        socket.getaddrinfo = _guarded_getaddrinfo
+        _socket.getaddrinfo = _guarded_getaddrinfo
         _STATE.installed = True
     policy.resolve_rules()
     _STATE.active = policy
@@ -297,14 +312,15 @@ class AuditPolicy:
 
     def address_allowed(self, host: str, port: int | None) -> bool:
         try:
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
+            ip = _ip_address(host.split("%", 1)[0])
         except ValueError:
             return self._host_rule(host, port)
         ports = self._learned.get(str(ip))
         if ports is not None and (None in ports or port in ports):
             return True
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        mapped = getattr(ip, "ipv4_mapped", None)  # an IPv6 address that carries an IPv4 one
+        if mapped is not None:
+            ip = mapped
         for rule in self._net_rules:
             assert rule.network is not None
             if ip in rule.network and (rule.port is None or rule.port == port):
@@ -313,7 +329,7 @@ class AuditPolicy:
 
     def _check_address(self, event: str, sock: Any, address: Any) -> None:
         family = getattr(sock, "family", None)
-        if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple) or len(address) < 2:
+        if family not in (_socket.AF_INET, _socket.AF_INET6) or not isinstance(address, tuple) or len(address) < 2:
             return  # AF_UNIX and friends stay inside the sandbox
         host, port = str(address[0]), address[1]
         if not self.address_allowed(host, port if isinstance(port, int) else None):
@@ -331,7 +347,7 @@ class AuditPolicy:
         name = host.decode(errors="replace") if isinstance(host, bytes) else str(host)
         port = args[1] if event == "socket.getaddrinfo" and len(args) > 1 and isinstance(args[1], int) else None
         try:
-            ipaddress.ip_address(name.split("%", 1)[0])
+            _ip_address(name.split("%", 1)[0])
             return  # a literal address: checked at connect
         except ValueError:
             pass
