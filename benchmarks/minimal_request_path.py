@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sklearn.datasets import load_digits
-from sklearn.ensemble import RandomForestClassifier
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 OWNERS: tuple[Any, ...] = (builtins,) * 7 + (os,) * 5 + (subprocess,) * 2 + (socket,) * 3 + (json,) * 2 + (pickle,) * 2
@@ -76,24 +74,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
+    from http_events import http_api_v2_events
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
     x, y = load_digits(return_X_y=True)
     model = RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y)
-    events = [
-        json.dumps(
-            {
-                "version": "2.0",
-                "rawPath": "/predict",
-                "headers": {"content-type": "application/json"},
-                "requestContext": {
-                    "http": {"method": "POST", "sourceIp": f"198.51.100.{i % 250}"},
-                    "requestId": str(i),
-                },
-                "body": json.dumps({"features": [float(v) for v in row]}),
-                "isBase64Encoded": False,
-            }
-        )
-        for i, row in enumerate(x[:500])
-    ]
+    events = http_api_v2_events(x)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         features = json.loads(event["body"])["features"]

@@ -34,10 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
+from http_events import http_api_v2_events
 
 from sas.runtime import Shield
 from sas.runtime.monitors import audit, cloud_sdk
@@ -284,6 +281,11 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # rows as JSON (for --runs)
     args = parser.parse_args()
+    # here rather than at the top: cache_lines.py imports this module's handler without the models
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
 
     x, y = load_digits(return_X_y=True)
     models = {
@@ -294,45 +296,7 @@ def main() -> None:
         "logistic regression": lambda: LogisticRegression(max_iter=2000).fit(x, y),
         "no-op model": NoopModel,
     }
-    # HTTP API (v2) events as API Gateway sends them, headers included
-    events = [
-        json.dumps(
-            {
-                "version": "2.0",
-                "routeKey": "POST /predict",
-                "rawPath": "/predict",
-                "rawQueryString": "",
-                "headers": {
-                    "accept": "application/json",
-                    "content-length": "400",
-                    "content-type": "application/json",
-                    "host": "abc123.execute-api.us-east-1.amazonaws.com",
-                    "user-agent": "python-requests/2.32",
-                    "x-amzn-trace-id": f"Root=1-6740a1b2-{i:024x}",
-                    "x-forwarded-for": f"198.51.100.{i % 250}",
-                    "x-forwarded-port": "443",
-                    "x-forwarded-proto": "https",
-                },
-                "requestContext": {
-                    "accountId": "123456789012",
-                    "apiId": "abc123",
-                    "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-                    "http": {
-                        "method": "POST",
-                        "path": "/predict",
-                        "protocol": "HTTP/1.1",
-                        "sourceIp": f"198.51.100.{i % 250}",
-                    },
-                    "requestId": str(i),
-                    "stage": "$default",
-                    "timeEpoch": 1_790_000_000_000 + i,
-                },
-                "body": json.dumps({"features": [float(v) for v in row]}),
-                "isBase64Encoded": False,
-            }
-        )
-        for i, row in enumerate(x[:500])
-    ]
+    events = http_api_v2_events(x)
     calibration = min(timeit.repeat("sum(range(100))", number=100_000, repeat=5)) * 10
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
