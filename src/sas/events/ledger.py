@@ -110,7 +110,9 @@ class _SubLog:
         """The entries not yet handed to the store, as one batch (marked handed over)."""
         if self.written == self.count:
             return None
-        from sas.events.store_records import Batch  # by now loaded (a checkpoint, several instances' flush)
+        # imported here: a checkpoint needs it, or a flush of several instances' sub-logs at once (rare: one
+        # process, one instance); the one-instance flush of every invocation never comes here
+        from sas.events.store_records import Batch
 
         data = bytes(self.buf[self.written_at : -1])  # a batch holds no final newline
         batch = Batch(self.origin, self.frontier.size + self.written, self.count - self.written, data)

@@ -33,6 +33,17 @@ from sas.events.canonical import META_KEY, dumps
 
 if TYPE_CHECKING:
     from sas.events.store_records import Batch, CheckpointRecord
+    from sas.events.store_records import Batch as _new_batch
+else:
+
+    def _new_batch(origin, first_seq, count, data):
+        """``Batch(...)``: the first call imports the class and rebinds this name to it, so that a cold start does
+        not build it (stores that keep the default ``write_entries`` make one on every flush; an import statement
+        there would cost more than the Batch itself)."""
+        global _new_batch  # noqa: PLW0603 - rebinding itself to the real one is the point
+        from sas.events.store_records import Batch as _new_batch
+
+        return _new_batch(origin, first_seq, count, data)
 
 
 def meta_line(meta: Mapping[str, Any]) -> bytes:
@@ -55,9 +66,7 @@ class LedgerStore(ABC):
         """One batch and no checkpoint, as lines each ending in a newline: what every flush writes. Unlike
         :meth:`write`, the lines are stored when it returns (no :meth:`flush` needed); a store may do it with
         less ceremony."""
-        from sas.events.store_records import Batch
-
-        self.write((Batch(origin, first_seq, count, bytes(lines[:-1])),), ())
+        self.write((_new_batch(origin, first_seq, count, bytes(lines[:-1])),), ())
         self.flush()
 
     def flush(self) -> None:  # noqa: B027 - optional
