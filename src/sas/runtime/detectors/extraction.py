@@ -47,13 +47,16 @@ class GuardedDetector(Detector):
         alarm, block, rounded = threshold
         x = risk / block if alarm > 0 else 1.0
         score = x if 0.0 <= x <= 1.0 else 0.0 if x < 0.0 else 1.0  # NaN: 1.0
-        ledger = self.guard.ledger_counts(a)
+        ledger = a.ledger
+        if ledger is None:  # not judged by the guard's tests (they attach it whenever a level is raised)
+            c = self.guard.ledger_counts(a)
+            ledger = (c["counts"], c["request"])
         details: dict[str, Any] = {
             "risk": round3(risk),
             "alarm": rounded,
             "level": "block" if level == 2 else "suspicious",
-            "counts": ledger["counts"],
-            "request": ledger["request"],
+            "counts": ledger[0],
+            "request": ledger[1],
         }
         if a.sybil:
             details["sybil"] = list(a.sybil)

@@ -96,11 +96,15 @@ class Assessment(NamedTuple):
     degraded: bool = False
     counts: dict[str, float] = {}  # noqa: RUF012 - never mutated; the guard always passes its own
     request: dict[str, float] = {}  # noqa: RUF012
+    # ``counts`` and ``request`` rounded for the ledger (see :meth:`ModelGuard.ledger_counts`), made by the
+    # tests only when a level is raised, so that a flagged request pays for it once and a benign one never
+    ledger: tuple[dict[str, float], dict[str, float]] | None = None
 
 
 # tuple.__new__ on the class: what Assessment(...) does, without its Python-level __new__ (hot path)
 _assessment = cast(Callable[[tuple[Any, ...]], Assessment], functools.partial(tuple.__new__, Assessment))
 _F64 = np.dtype(np.float64)
+_floor = math.floor
 
 # No signal's benign rate is trusted below this: an exact retry of a request is a near-duplicate too, and
 # held-out data cannot show every benign habit.
@@ -111,6 +115,23 @@ def round3(value: float) -> float:
     """``value`` to three decimals, half up, for the ledger: ``round(value, 3)`` in all but exact ties, at a
     third of the cost (``round`` with digits goes through a decimal conversion; a detection rounds ten)."""
     return math.floor(value * 1000.0 + 0.5) / 1000.0 if -1e15 < value < 1e15 else value
+
+
+def _ledger_request(request: Mapping[str, float]) -> dict[str, float]:
+    """The request's figures for the ledger: the distance and the margin rounded (the rest are row counts)."""
+    rounded = dict(request)
+    rounded["max_d2"] = round3(rounded["max_d2"])
+    if "min_margin" in rounded:
+        rounded["min_margin"] = round3(rounded["min_margin"])
+    return rounded
+
+
+def _ledger(counts: Mapping[str, float], request: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """:attr:`Assessment.ledger` for an assessment that did not raise a level (the tests make the others)."""
+    rounded = dict(counts)
+    for name in _LLR_NAMES:
+        rounded[name] = round3(rounded[name])
+    return rounded, _ledger_request(request)
 
 
 def _llr_terms(sig: Signal) -> tuple[float, float]:
@@ -167,7 +188,6 @@ class ModelGuard:
         self._epoch = -1
         self._global_names: tuple[str, str, str, str] = ("", "", "", "")  # n, ood, m, low @ this epoch
         self._memo: tuple[str, Any, Assessment | None] | None = None  # (request id, inputs, assessment)
-        self._rounded: tuple[Assessment, dict[str, dict[str, float]]] | None = None
         self._sybil_epoch = -1
         self._sybil_tests: tuple[tuple[str, str, str, float, float], ...] = ()
         s = self.settings
@@ -193,27 +213,16 @@ class ModelGuard:
         return result
 
     def ledger_counts(self, a: Assessment) -> dict[str, dict[str, float]]:
-        """The assessment's counters rounded for the ledger, once per request however many detectors write.
+        """The assessment's counters rounded for the ledger: ``{"counts": ..., "request": ...}``.
 
-        Only the fractional values are rounded: the counters are counts of rows (integers), as are the
-        request's rows, out-of-distribution, low-margin and duplicate figures.
+        Only the fractional values are rounded (:func:`round3`): the counters are counts of rows (integers),
+        as are the request's rows, out-of-distribution, low-margin and duplicate figures. An assessment that
+        raised a level carries them already (:attr:`Assessment.ledger`, the very dictionaries detections write).
         """
-        memo = self._rounded
-        if memo is not None and memo[0] is a:
-            return memo[1]
-        c = a.counts
-        counts = dict(c)  # the row counts as they are, then the log-likelihood ratios rounded (round3 inline)
-        floor = math.floor
-        for name in _LLR_NAMES:
-            v = c[name]
-            counts[name] = floor(v * 1000.0 + 0.5) / 1000.0 if -1e15 < v < 1e15 else v
-        request = dict(a.request)
-        request["max_d2"] = round3(request["max_d2"])
-        if "min_margin" in request:
-            request["min_margin"] = round3(request["min_margin"])
-        rounded = {"counts": counts, "request": request}
-        self._rounded = (a, rounded)
-        return rounded
+        ledger = a.ledger
+        if ledger is None:
+            ledger = _ledger(a.counts, a.request)
+        return {"counts": ledger[0], "request": ledger[1]}
 
     def known_level(self, client: str) -> int:
         """The last level this instance saw for ``client`` (0 when unknown or stale); costs no round trip.
@@ -415,7 +424,7 @@ class ModelGuard:
                 self.levels.popitem(last=False)
         elif self.levels:
             self.levels.pop(client, None)
-        # raw floats: rounding for the ledger happens only when a detection is written
+        # raw floats: the ledger's rounded copy is made below, only when a detection will be written
         counts = {
             "n": n,
             "ood": ood,
@@ -432,6 +441,24 @@ class ModelGuard:
             "llr_labels": labels,
             "llr_volume": volume,
         }
+        ledger = None
+        if level:
+            # A detection will be written: round for the ledger now, from the locals (round3 written out,
+            # a function call per value costs as much as the arithmetic), once however many detectors write.
+            rounded = dict(counts)
+            if -1e15 < llr_ood < 1e15:
+                rounded["llr_ood"] = _floor(llr_ood * 1000.0 + 0.5) / 1000.0
+            if -1e15 < llr_low < 1e15:
+                rounded["llr_low"] = _floor(llr_low * 1000.0 + 0.5) / 1000.0
+            if -1e15 < llr_close < 1e15:
+                rounded["llr_close"] = _floor(llr_close * 1000.0 + 0.5) / 1000.0
+            if -1e15 < llr_dup < 1e15:
+                rounded["llr_dup"] = _floor(llr_dup * 1000.0 + 0.5) / 1000.0
+            if -1e15 < labels < 1e15:
+                rounded["llr_labels"] = _floor(labels * 1000.0 + 0.5) / 1000.0
+            if -1e15 < volume < 1e15:
+                rounded["llr_volume"] = _floor(volume * 1000.0 + 0.5) / 1000.0
+            ledger = (rounded, _ledger_request(request))
         return _assessment(
             (
                 client,
@@ -446,6 +473,7 @@ class ModelGuard:
                 degraded,
                 counts,
                 request,
+                ledger,
             )
         )
 
