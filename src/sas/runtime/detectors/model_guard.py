@@ -54,6 +54,8 @@ _SYBIL_TESTS = (("ood", "ood", "n"), ("low", "low", "m"))  # (signal, hits count
 _LABEL_NAMES = tuple(f"y{i}" for i in range(MAX_LABELS))
 _ZEROS = itertools.repeat(0.0)  # the default of every .get() in a map()
 _LLR_NAMES = ("llr_ood", "llr_low", "llr_close", "llr_dup", "llr_labels", "llr_volume")
+COUNT_NAMES = ("n", "ood", "m", "low", "nc", "close", "nd", "dup", *_LLR_NAMES)  # Assessment.statistics
+REQUEST_NAMES = ("rows", "ood", "low", "dup", "max_d2", "min_margin")  # Assessment.figures
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class Assessment(NamedTuple):
     """The shared verdict material for one request.
 
     A named tuple rather than a frozen dataclass: one is built per request on the detectors' hot path, and
-    a frozen dataclass of twelve fields costs ~1.2 us to construct (a tuple a quarter of that).
+    a frozen dataclass of twelve fields costs ~1.2 us to construct (a tuple a quarter of that). For the same
+    reason the client's counters and the request's figures are kept as plain tuples (``statistics``,
+    ``figures``); :attr:`counts` and :attr:`request` name them, on demand (most requests never ask).
     """
 
     client: str
@@ -94,11 +98,21 @@ class Assessment(NamedTuple):
     global_allowed: bool = True
     sybil: tuple[str, ...] = ()
     degraded: bool = False
-    counts: dict[str, float] = {}  # noqa: RUF012 - never mutated; the guard always passes its own
-    request: dict[str, float] = {}  # noqa: RUF012
+    statistics: tuple[float, ...] = ()  # the client's counters and the tests' statistics, in COUNT_NAMES order
+    figures: tuple[float, ...] = ()  # this request's, in REQUEST_NAMES order (no min_margin: no probabilities)
     # ``counts`` and ``request`` rounded for the ledger (see :meth:`ModelGuard.ledger_counts`), made by the
     # tests only when a level is raised, so that a flagged request pays for it once and a benign one never
     ledger: tuple[dict[str, float], dict[str, float]] | None = None
+
+    @property
+    def counts(self) -> dict[str, float]:
+        """The client's counters (rows, hits per signal) and the log-likelihood ratios, raw floats."""
+        return dict(zip(COUNT_NAMES, self.statistics, strict=False))
+
+    @property
+    def request(self) -> dict[str, float]:
+        """This request's rows, out-of-distribution, low-margin and duplicate rows, max distance², min margin."""
+        return dict(zip(REQUEST_NAMES, self.figures, strict=False))
 
 
 # tuple.__new__ on the class: what Assessment(...) does, without its Python-level __new__ (hot path)
@@ -117,21 +131,27 @@ def round3(value: float) -> float:
     return math.floor(value * 1000.0 + 0.5) / 1000.0 if -1e15 < value < 1e15 else value
 
 
-def _ledger_request(request: Mapping[str, float]) -> dict[str, float]:
+def _ledger_request(figures: tuple[float, ...]) -> dict[str, float]:
     """The request's figures for the ledger: the distance and the margin rounded (the rest are row counts)."""
-    rounded = dict(request)
-    rounded["max_d2"] = round3(rounded["max_d2"])
-    if "min_margin" in rounded:
-        rounded["min_margin"] = round3(rounded["min_margin"])
+    rounded = {
+        "rows": figures[0],
+        "ood": figures[1],
+        "low": figures[2],
+        "dup": figures[3],
+        "max_d2": round3(figures[4]),
+    }
+    if len(figures) > 5:
+        rounded["min_margin"] = round3(figures[5])
     return rounded
 
 
-def _ledger(counts: Mapping[str, float], request: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+def _ledger(statistics: tuple[float, ...], figures: tuple[float, ...]) -> tuple[dict[str, float], dict[str, float]]:
     """:attr:`Assessment.ledger` for an assessment that did not raise a level (the tests make the others)."""
-    rounded = dict(counts)
+    rounded = dict(zip(COUNT_NAMES, statistics, strict=False))
     for name in _LLR_NAMES:
-        rounded[name] = round3(rounded[name])
-    return rounded, _ledger_request(request)
+        if name in rounded:
+            rounded[name] = round3(rounded[name])
+    return rounded, _ledger_request(figures)
 
 
 def _llr_terms(sig: Signal) -> tuple[float, float]:
@@ -221,7 +241,7 @@ class ModelGuard:
         """
         ledger = a.ledger
         if ledger is None:
-            ledger = _ledger(a.counts, a.request)
+            ledger = _ledger(a.statistics, a.figures)
         return {"counts": ledger[0], "request": ledger[1]}
 
     def known_level(self, client: str) -> int:
@@ -267,7 +287,7 @@ class ModelGuard:
         self._memo = None
 
     # --- the one state update -------------------------------------------------------------------------
-    def _update(self, client: str, sig: RowSignals, now: float) -> tuple[Any, dict[str, float]]:
+    def _update(self, client: str, sig: RowSignals, now: float) -> tuple[Any, tuple[float, ...]]:
         n = float(sig.n)
         one = sig.n == 1
         counters: dict[str, float] = {"n": n, "ood": float(sig.ood[0]) if one else float(sig.ood.sum())}
@@ -297,15 +317,16 @@ class ModelGuard:
             count_dups=True,
         )
         view = self.state.update(obs, now)
-        request = {
-            "rows": n,
-            "ood": counters["ood"],
-            "low": counters.get("low", 0.0),
-            "dup": float(view.client_dups),
-            "max_d2": float(sig.d2[0]) if one else float(np.max(sig.d2)),
-        }
+        # in REQUEST_NAMES order (Assessment.figures)
+        request: tuple[float, ...] = (
+            n,
+            counters["ood"],
+            counters.get("low", 0.0),
+            float(view.client_dups),
+            float(sig.d2[0]) if one else float(np.max(sig.d2)),
+        )
         if sig.margin is not None:
-            request["min_margin"] = float(sig.margin[0]) if one else float(np.min(sig.margin))
+            request += (float(sig.margin[0]) if one else float(np.min(sig.margin)),)
         return view, request
 
     def _weight(self, now: float) -> float:
@@ -356,10 +377,7 @@ class ModelGuard:
             self.baseline.close_threshold,
             now,
         )
-        if margin is None:
-            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(dups), "max_d2": d2}
-        else:
-            request = {"rows": 1.0, "ood": ood, "low": low, "dup": float(dups), "max_d2": d2, "min_margin": margin}
+        request = (1.0, ood, low, float(dups), d2) if margin is None else (1.0, ood, low, float(dups), d2, margin)
         return self._judge(client, 1, mine, totals, client_ok, global_ok, degraded, request, now, label)
 
     # --- the tests ------------------------------------------------------------------------------------
@@ -372,7 +390,7 @@ class ModelGuard:
         client_allowed: bool,
         global_allowed: bool,
         degraded: bool,
-        request: dict[str, float],
+        request: tuple[float, ...],
         now: float,
         label: int = -1,
     ) -> Assessment:
@@ -424,41 +442,30 @@ class ModelGuard:
                 self.levels.popitem(last=False)
         elif self.levels:
             self.levels.pop(client, None)
-        # raw floats: the ledger's rounded copy is made below, only when a detection will be written
-        counts = {
-            "n": n,
-            "ood": ood,
-            "m": m,
-            "low": low,
-            "nc": nc,
-            "close": close,
-            "nd": nd,
-            "dup": dup,
-            "llr_ood": llr_ood,
-            "llr_low": llr_low,
-            "llr_close": llr_close,
-            "llr_dup": llr_dup,
-            "llr_labels": labels,
-            "llr_volume": volume,
-        }
+        statistics = (n, ood, m, low, nc, close, nd, dup, llr_ood, llr_low, llr_close, llr_dup, labels, volume)
         ledger = None
         if level:
-            # A detection will be written: round for the ledger now, from the locals (round3 written out,
-            # a function call per value costs as much as the arithmetic), once however many detectors write.
-            rounded = dict(counts)
-            if -1e15 < llr_ood < 1e15:
-                rounded["llr_ood"] = _floor(llr_ood * 1000.0 + 0.5) / 1000.0
-            if -1e15 < llr_low < 1e15:
-                rounded["llr_low"] = _floor(llr_low * 1000.0 + 0.5) / 1000.0
-            if -1e15 < llr_close < 1e15:
-                rounded["llr_close"] = _floor(llr_close * 1000.0 + 0.5) / 1000.0
-            if -1e15 < llr_dup < 1e15:
-                rounded["llr_dup"] = _floor(llr_dup * 1000.0 + 0.5) / 1000.0
-            if -1e15 < labels < 1e15:
-                rounded["llr_labels"] = _floor(labels * 1000.0 + 0.5) / 1000.0
-            if -1e15 < volume < 1e15:
-                rounded["llr_volume"] = _floor(volume * 1000.0 + 0.5) / 1000.0
-            ledger = (rounded, _ledger_request(request))
+            # A detection will be written: the ledger's copy now, once however many detectors write, the
+            # statistics to three decimals (round3 written out: a call per value costs as much as the arithmetic)
+            ledger = (
+                {
+                    "n": n,
+                    "ood": ood,
+                    "m": m,
+                    "low": low,
+                    "nc": nc,
+                    "close": close,
+                    "nd": nd,
+                    "dup": dup,
+                    "llr_ood": _floor(llr_ood * 1000.0 + 0.5) / 1000.0 if -1e15 < llr_ood < 1e15 else llr_ood,
+                    "llr_low": _floor(llr_low * 1000.0 + 0.5) / 1000.0 if -1e15 < llr_low < 1e15 else llr_low,
+                    "llr_close": _floor(llr_close * 1000.0 + 0.5) / 1000.0 if -1e15 < llr_close < 1e15 else llr_close,
+                    "llr_dup": _floor(llr_dup * 1000.0 + 0.5) / 1000.0 if -1e15 < llr_dup < 1e15 else llr_dup,
+                    "llr_labels": _floor(labels * 1000.0 + 0.5) / 1000.0 if -1e15 < labels < 1e15 else labels,
+                    "llr_volume": _floor(volume * 1000.0 + 0.5) / 1000.0 if -1e15 < volume < 1e15 else volume,
+                },
+                _ledger_request(request),
+            )
         return _assessment(
             (
                 client,
@@ -471,7 +478,7 @@ class ModelGuard:
                 global_allowed,
                 sybil,
                 degraded,
-                counts,
+                statistics,
                 request,
                 ledger,
             )
