@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 
-from sas.runtime.detectors.model_guard import GuardSettings, ModelGuard, round3
+from sas.events.record import Verdict
+from sas.runtime.detectors.base import Detection, new_detection
+from sas.runtime.detectors.model_guard import COUNT_NAMES, GuardSettings, ModelGuard, _ledger, round3
 from sas.runtime.state.memory import MemoryState
+from sas.taxonomy import Severity, Threat
 
 
 def _g_statistic(guard: ModelGuard, counters: dict[str, float]) -> float:
@@ -51,3 +54,34 @@ def test_round3_is_round_to_three_decimals() -> None:
     values = np.concatenate([rng.normal(0, 50, 2000), rng.normal(0, 1e9, 200), [0.0, 1.0, -9.210340371976184]])
     assert all(round3(float(v)) == round(float(v), 3) for v in values)
     assert math.isnan(round3(math.nan)) and round3(math.inf) == math.inf
+
+
+def test_the_ledger_copy_made_by_the_tests_is_the_rounded_assessment(digits) -> None:
+    # the guard rounds inline when a level is raised; the plain path (round3 over the named values) must agree
+    guard = ModelGuard(digits.baseline, MemoryState(), GuardSettings(client_burst=1e9, global_burst=1e9))
+    rows = digits.split.x_benign[:40]
+    probs = digits.victim.predict_proba(rows)
+    flagged = 0
+    for t in range(400):  # each client repeats rows: near-duplicates raise the probing level
+        i = t % rows.shape[0]
+        out = None if t % 7 == 0 else probs[i : i + 1]  # some without probabilities (no min_margin)
+        a = guard.observe(f"c{t % 3}", rows[i : i + 1], out, 1000.0 + t)
+        if a.extraction_level or a.adversarial_level:
+            flagged += 1
+            assert a.ledger is not None
+            counts, request = a.ledger
+            plain_counts, plain_request = _ledger(a.statistics, a.figures)
+            assert list(counts.items()) == list(plain_counts.items()), t
+            assert list(request.items()) == list(plain_request.items()), t
+            assert list(counts) == list(COUNT_NAMES)
+            assert guard.ledger_counts(a) == {"counts": counts, "request": request}
+        else:
+            assert a.ledger is None
+    assert flagged > 100
+
+
+def test_new_detection_equals_the_constructed_one() -> None:
+    args = ("adversarial-probing", Threat.ADVERSARIAL_INPUT, Severity.HIGH, Verdict.BLOCK, 0.25, 403, "", "e", {"a": 1})
+    made, built = new_detection(*args), Detection(*args)
+    assert made == built and repr(made) == repr(built)
+    assert made.public_reason == built.public_reason == "request refused"

@@ -100,6 +100,35 @@ class Detection:
 ) = (Detection.__dict__[f.name].__set__ for f in fields(Detection))
 
 
+_new = object.__new__
+
+
+def new_detection(
+    detector: str,
+    threat: Threat,
+    severity: Severity,
+    verdict: Verdict,
+    score: float,
+    status: int,
+    reason: str,
+    event: str,
+    details: Mapping[str, Any],
+) -> Detection:
+    """``Detection(...)`` with every field given, set straight into a new instance: the class call's dispatch
+    to ``__init__`` and its defaults are a sixth of the cost (the ML detectors write one per flagged request)."""
+    d: Detection = _new(Detection)
+    _set_detector(d, detector)
+    _set_threat(d, threat)
+    _set_severity(d, severity)
+    _set_verdict(d, verdict)
+    _set_score(d, score)
+    _set_status(d, status)
+    _set_reason(d, reason)
+    _set_event(d, event)
+    _set_details(d, details)
+    return d
+
+
 class Detector:
     """Base class for request-level detectors; subclass and override the hooks you need.
 

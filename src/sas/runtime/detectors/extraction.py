@@ -10,16 +10,19 @@ block level is refused before the model runs, without a state round trip.
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from sas.events.record import Verdict
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.base import Detection, Detector
+from sas.runtime.detectors.base import Detection, Detector, new_detection
 from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs, round3
 from sas.taxonomy import Severity, Threat
 
 _Alarm = tuple[float, float, float]  # (alarm, block level, alarm rounded for the ledger)
+_HIGH, _MEDIUM, _BLOCK, _ALERT = Severity.HIGH, Severity.MEDIUM, Verdict.BLOCK, Verdict.ALERT
+_floor = math.floor
 
 
 class GuardedDetector(Detector):
@@ -52,7 +55,7 @@ class GuardedDetector(Detector):
             c = self.guard.ledger_counts(a)
             ledger = (c["counts"], c["request"])
         details: dict[str, Any] = {
-            "risk": round3(risk),
+            "risk": _floor(risk * 1000.0 + 0.5) / 1000.0 if -1e15 < risk < 1e15 else risk,  # round3, written out
             "alarm": rounded,
             "level": "block" if level == 2 else "suspicious",
             "counts": ledger[0],
@@ -63,8 +66,8 @@ class GuardedDetector(Detector):
         if a.degraded:
             details["state_degraded"] = True
         if level == 2:
-            return Detection(self.name, self.threat, Severity.HIGH, Verdict.BLOCK, score, 403, "", event, details)
-        return Detection(self.name, self.threat, Severity.MEDIUM, Verdict.ALERT, score, 403, "", event, details)
+            return new_detection(self.name, self.threat, _HIGH, _BLOCK, score, 403, "", event, details)
+        return new_detection(self.name, self.threat, _MEDIUM, _ALERT, score, 403, "", event, details)
 
 
 class ExtractionDetector(GuardedDetector):
