@@ -26,7 +26,11 @@ class AbuseDetector(GuardedDetector):
         return outputs
 
     def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
-        a = self.guard.assess(ctx, inputs, outputs)
+        memo = self.guard.memo  # assessed already by the extraction detector (guard.assess, written out)
+        if memo is not None and memo[1] is inputs and memo[0] == (ctx.request_id if ctx is not None else ""):
+            a = memo[2]
+        else:
+            a = self.guard.assess(ctx, inputs, outputs)
         if a is None or (a.client_allowed and a.global_allowed):
             return None
         scope = "client" if not a.client_allowed else "global"

@@ -30,7 +30,11 @@ class AdversarialDetector(GuardedDetector):
         self._alarm, self._sybil_alarm = self._alarms(guard.baseline.adversarial_alarm)
 
     def on_model_output(self, ctx: RequestContext | None, inputs: Any, outputs: Any) -> Detection | None:
-        a = self.guard.assess(ctx, inputs, outputs)
+        memo = self.guard.memo  # assessed already by the extraction detector (guard.assess, written out)
+        if memo is not None and memo[1] is inputs and memo[0] == (ctx.request_id if ctx is not None else ""):
+            a = memo[2]
+        else:
+            a = self.guard.assess(ctx, inputs, outputs)
         if a is None or a.adversarial_level == 0:
             return None
         alarm = self._sybil_alarm if a.sybil else self._alarm

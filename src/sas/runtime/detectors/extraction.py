@@ -92,7 +92,10 @@ class ExtractionDetector(GuardedDetector):
 
     def on_model_input(self, ctx: RequestContext | None, inputs: Any) -> Detection | None:
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
-        if client in self.guard.levels and self.guard.known_level(client) >= 2:  # most clients: not there
+        guard = self.guard
+        found = guard.levels.get(client)  # most clients: not there
+        # a level-2 client still remembered: known_level() written out; anything else asks it (it forgets)
+        if found is not None and ((found[0] >= 2 and guard.clock() <= found[1]) or guard.known_level(client) >= 2):
             # remembered so that the same request, let through in monitor mode, is not reported twice
             self._refused = (ctx.request_id if ctx is not None else "", inputs)
             return self._cached_block

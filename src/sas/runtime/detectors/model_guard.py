@@ -207,7 +207,9 @@ class ModelGuard:
         self.levels: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._epoch = -1
         self._global_names: tuple[str, str, str, str] = ("", "", "", "")  # n, ood, m, low @ this epoch
-        self._memo: tuple[str, Any, Assessment | None] | None = None  # (request id, inputs, assessment)
+        # (request id, inputs, assessment) of the request assessed last: the detectors after the first read
+        # it directly (a call to assess() costs more than the check)
+        self.memo: tuple[str, Any, Assessment | None] | None = None
         self._sybil_epoch = -1
         self._sybil_tests: tuple[tuple[str, str, str, float, float], ...] = ()
         s = self.settings
@@ -221,7 +223,7 @@ class ModelGuard:
         # Keyed by the request and its inputs, not the outputs: the Shield may hand later detectors a
         # degraded copy of the outputs. The memo holds the inputs, so their id cannot be reused meanwhile.
         request_id = ctx.request_id if ctx is not None else ""
-        memo = self._memo
+        memo = self.memo
         if memo is not None and memo[1] is inputs and memo[0] == request_id:
             return memo[2]
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
@@ -229,7 +231,7 @@ class ModelGuard:
             result: Assessment | None = self.observe(client, inputs, outputs)
         except ValueError:
             result = None
-        self._memo = (request_id, inputs, result)
+        self.memo = (request_id, inputs, result)
         return result
 
     def ledger_counts(self, a: Assessment) -> dict[str, dict[str, float]]:
@@ -284,7 +286,7 @@ class ModelGuard:
         """Drop what this instance remembers (a cold start does this implicitly)."""
         self.levels.clear()
         self._label_memo.clear()
-        self._memo = None
+        self.memo = None
 
     # --- the one state update -------------------------------------------------------------------------
     def _update(self, client: str, sig: RowSignals, now: float) -> tuple[Any, tuple[float, ...]]:
@@ -447,6 +449,17 @@ class ModelGuard:
         if level:
             # A detection will be written: the ledger's copy now, once however many detectors write, the
             # statistics to three decimals (round3 written out: a call per value costs as much as the arithmetic)
+            v = request[4]  # _ledger_request(), written out
+            figures = {
+                "rows": request[0],
+                "ood": request[1],
+                "low": request[2],
+                "dup": request[3],
+                "max_d2": _floor(v * 1000.0 + 0.5) / 1000.0 if -1e15 < v < 1e15 else v,
+            }
+            if len(request) > 5:
+                v = request[5]
+                figures["min_margin"] = _floor(v * 1000.0 + 0.5) / 1000.0 if -1e15 < v < 1e15 else v
             ledger = (
                 {
                     "n": n,
@@ -464,7 +477,7 @@ class ModelGuard:
                     "llr_labels": _floor(labels * 1000.0 + 0.5) / 1000.0 if -1e15 < labels < 1e15 else labels,
                     "llr_volume": _floor(volume * 1000.0 + 0.5) / 1000.0 if -1e15 < volume < 1e15 else volume,
                 },
-                _ledger_request(request),
+                figures,
             )
         return _assessment(
             (
