@@ -227,8 +227,14 @@ class ModelGuard:
         if memo is not None and memo[1] is inputs and memo[0] == request_id:
             return memo[2]
         client = ctx.client_id if ctx is not None and ctx.client_id else "anonymous"
+        space = self.space
+        result: Assessment | None
         try:
-            result: Assessment | None = self.observe(client, inputs, outputs)
+            if type(inputs) is np.ndarray and inputs.dtype is _F64 and inputs.shape == space.one_row:
+                now = self.clock()  # observe(), written out for the usual request
+                result = self._observe_one(client, space.one(inputs[0], outputs), now)
+            else:
+                result = self.observe(client, inputs, outputs)
         except ValueError:
             result = None
         self.memo = (request_id, inputs, result)

@@ -294,8 +294,10 @@ class _SketchRing:
             norm = a * a + b * b + c * c + d * d + e * e + f * f + g * g + h * h
         else:
             norm = sum(map(_SQUARES.__getitem__, sketch))
-        # some d² = |v|² − 2·product ≤ within
-        close = 1 if np.count_nonzero(products >= 0.5 * (norm - within)) else 0
+        # some d² = |v|² − 2·product ≤ within, i.e. the largest product reaches (|v|² − within)/2 (argmax: a C
+        # method, where count_nonzero of the comparison is two numpy calls and a Python wrapper; the products
+        # are finite or −inf, never NaN)
+        close = 1 if products[products.argmax()] >= 0.5 * (norm - within) else 0
         row[width] = -0.5 * norm
         self.matrix[self.pos] = row
         self.pos = (self.pos + 1) % RECENT_SKETCHES
