@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 
 import numpy as np
+import pytest
 
 from sas.events.record import Verdict
 from sas.runtime.detectors.base import Detection, new_detection
@@ -83,5 +86,9 @@ def test_the_ledger_copy_made_by_the_tests_is_the_rounded_assessment(digits) -> 
 def test_new_detection_equals_the_constructed_one() -> None:
     args = ("adversarial-probing", Threat.ADVERSARIAL_INPUT, Severity.HIGH, Verdict.BLOCK, 0.25, 403, "", "e", {"a": 1})
     made, built = new_detection(*args), Detection(*args)
-    assert made == built and repr(made) == repr(built)
+    assert type(made) is Detection and made == built and repr(made) == repr(built)
     assert made.public_reason == built.public_reason == "request refused"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.score = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(made, score=1.0) == dataclasses.replace(built, score=1.0)
+    assert pickle.loads(pickle.dumps(made)) == built

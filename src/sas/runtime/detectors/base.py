@@ -100,7 +100,11 @@ class Detection:
 ) = (Detection.__dict__[f.name].__set__ for f in fields(Detection))
 
 
-_new = object.__new__
+# A mutable twin of Detection: the same slots, hence the same layout, so an instance filled in through plain
+# attribute stores (the interpreter's fastest) can become a Detection by __class__ assignment, which CPython
+# allows between classes of identical layout. Filling the frozen class through its slot descriptors costs
+# nine calls; this costs nine stores and one assignment (~0.5 -> ~0.2 us).
+_Filling = type("_Filling", (), {"__slots__": Detection.__slots__})
 
 
 def new_detection(
@@ -114,19 +118,20 @@ def new_detection(
     event: str,
     details: Mapping[str, Any],
 ) -> Detection:
-    """``Detection(...)`` with every field given, set straight into a new instance: the class call's dispatch
-    to ``__init__`` and its defaults are a sixth of the cost (the ML detectors write one per flagged request)."""
-    d: Detection = _new(Detection)
-    _set_detector(d, detector)
-    _set_threat(d, threat)
-    _set_severity(d, severity)
-    _set_verdict(d, verdict)
-    _set_score(d, score)
-    _set_status(d, status)
-    _set_reason(d, reason)
-    _set_event(d, event)
-    _set_details(d, details)
-    return d
+    """``Detection(...)`` with every field given, at a third of the cost (the ML detectors write one per
+    flagged request). The result is an ordinary, frozen :class:`Detection`."""
+    d: Any = _Filling()
+    d.detector = detector
+    d.threat = threat
+    d.severity = severity
+    d.verdict = verdict
+    d.score = score
+    d.status = status
+    d.reason = reason
+    d.event = event
+    d.details = details
+    d.__class__ = Detection
+    return d  # type: ignore[no-any-return]
 
 
 class Detector:
