@@ -12,9 +12,11 @@ from typing import Any, ClassVar
 
 from sas.events.record import Verdict
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.base import Detection
+from sas.runtime.detectors.base import Detection, new_detection
 from sas.runtime.detectors.extraction import GuardedDetector
 from sas.taxonomy import Severity, Threat
+
+_BLOCK = Verdict.BLOCK
 
 
 class AbuseDetector(GuardedDetector):
@@ -34,14 +36,6 @@ class AbuseDetector(GuardedDetector):
         if a is None or (a.client_allowed and a.global_allowed):
             return None
         scope = "client" if not a.client_allowed else "global"
-        return Detection(
-            self.name,
-            self.threat,
-            self.severity,
-            Verdict.BLOCK,
-            score=1.0,
-            status=429,
-            event="rate-limited",
-            # suspect: on the slow bucket because of this assessment's level (what known_level now says)
-            details={"scope": scope, "rows": a.rows, "suspect": a.extraction_level > 0 or a.adversarial_level > 0},
-        )
+        # suspect: on the slow bucket because of this assessment's level (what known_level now says)
+        details = {"scope": scope, "rows": a.rows, "suspect": a.extraction_level > 0 or a.adversarial_level > 0}
+        return new_detection(self.name, self.threat, self.severity, _BLOCK, 1.0, 429, "", "rate-limited", details)
