@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 SWEEP_FLOATS = 300_000  # 2.4 MB: more than the simulated last-level cache
 
 
-def child(path: str, requests: int, sink: str, scratch: str) -> None:
+def child(path: str, requests: int, sink: str, scratch: str, overrides: str) -> None:
     import numpy as np
     from http_events import http_api_v2_events
     from minimal_request_path import minimal
@@ -63,6 +63,7 @@ def child(path: str, requests: int, sink: str, scratch: str) -> None:
         # no time-based checkpoint under valgrind's slow clock: the counts are the per-request path's
         "forensics": {"ledger": sink, "checkpoint_seconds": 1e9},
     }
+    config["runtime"].update(json.loads(overrides))
     shield = Shield(config)  # made on every path, so that the process state is the same
     handler: Any
     if path == "shield":
@@ -87,7 +88,7 @@ def child(path: str, requests: int, sink: str, scratch: str) -> None:
     os._exit(0)
 
 
-def counts(path: str, requests: int, sink: str, scratch: str) -> dict[str, int]:
+def counts(path: str, requests: int, sink: str, scratch: str, overrides: str) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as out:
         target = Path(out) / "cachegrind.out"
         # no .pyc writes: a module compiled in one run and loaded in the next would count in the difference
@@ -95,7 +96,18 @@ def counts(path: str, requests: int, sink: str, scratch: str) -> dict[str, int]:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--LL=1048576,16,64"]
         command += [f"--cachegrind-out-file={target}", sys.executable, __file__]
-        command += ["--child", path, "--requests", str(requests), "--sink", sink, "--scratch", scratch]
+        command += [
+            "--child",
+            path,
+            "--requests",
+            str(requests),
+            "--sink",
+            sink,
+            "--scratch",
+            scratch,
+            "--runtime",
+            overrides,
+        ]
         subprocess.run(command, check=True, env=env, capture_output=True)
         names: list[str] = []
         for line in target.read_text().splitlines():
@@ -116,11 +128,12 @@ def main() -> None:
     parser.add_argument("--paths", default="shield,minimal", help="comma-separated: shield, minimal")
     parser.add_argument("--sink", default="stdout", help="the Shield's ledger: stdout (default), memory")
     parser.add_argument("--requests", type=int, default=100, help="extra requests between the two runs")
+    parser.add_argument("--runtime", default="{}", help="JSON merged into [runtime], e.g. '{\"contamination\": false}'")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.requests, args.sink, args.scratch)
+        child(args.child, args.requests, args.sink, args.scratch, args.runtime)
         return
     if shutil.which("valgrind") is None:
         sys.exit("cache_lines.py needs valgrind (apt-get install valgrind)")
@@ -128,7 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
 
         def per_request(path: str) -> dict[str, float]:
-            a, b = counts(path, low, args.sink, scratch), counts(path, high, args.sink, scratch)
+            a, b = (counts(path, n, args.sink, scratch, args.runtime) for n in (low, high))
             return {k: (b[k] - a[k]) / args.requests for k in a}
 
         bare = per_request("bare")

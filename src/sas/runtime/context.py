@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 _fast_loads: Callable[[bytes], Any] | None
 try:  # a core dependency (the ledger uses it); ~5x faster than json.loads on a feature vector
@@ -54,8 +54,8 @@ class RequestContext:
     path: str = ""
     kind: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
-    # Parsed JSON, filled on first use; a one-slot list because the record itself is frozen.
-    _parsed: list[Any] = field(default_factory=lambda: [_UNPARSED], repr=False, compare=False)
+    # The parsed JSON body, filled on first use (through the slot's own descriptor: the record is frozen).
+    _json: Any = field(default=_UNPARSED, repr=False, compare=False)
 
     def __init__(
         self,
@@ -91,7 +91,7 @@ class RequestContext:
         _set_path(self, path)
         _set_kind(self, kind)
         _set_headers(self, {} if headers is None else headers)
-        _set_parsed(self, [_UNPARSED])
+        _set_json(self, _UNPARSED)
 
     @property
     def is_http(self) -> bool:
@@ -102,16 +102,17 @@ class RequestContext:
 
         A direct invocation's payload is returned as is. An empty HTTP body is ``None``.
         """
-        cached = self._parsed[0]
-        if cached is not _UNPARSED:
-            return cached
-        if self.body is None:
+        value = self._json
+        if value is not _UNPARSED:
+            return value
+        body = self.body
+        if body is None:
             value = self.payload
-        elif not self.body.strip():
+        elif not body.strip():
             value = None
         else:
-            value = _loads(self.body)
-        self._parsed[0] = value
+            value = _loads(body)
+        _set_json(self, value)
         return value
 
 
@@ -130,7 +131,7 @@ class RequestContext:
     _set_path,
     _set_kind,
     _set_headers,
-    _set_parsed,
+    _set_json,
 ) = (RequestContext.__dict__[f.name].__set__ for f in fields(RequestContext))
 
 
@@ -197,10 +198,18 @@ class Headers(Mapping[str, str]):
         return f"Headers({self._dict()!r})"
 
 
-_CURRENT: ContextVar[RequestContext | None] = ContextVar("sas_request", default=None)
-REQUEST_VAR = _CURRENT  # for the Shield's per-request path, which sets and resets it without a call
+class InFlight(Protocol):
+    """What the Shield keeps in :data:`IN_FLIGHT` for the request being handled: at least its context."""
+
+    ctx: RequestContext
+
+
+# One variable for the request in flight: the Shield's own record of it (verdict, detections), which holds
+# the context detectors see; one set and one reset per request rather than two.
+IN_FLIGHT: ContextVar[InFlight | None] = ContextVar("sas_request", default=None)
 
 
 def current_request() -> RequestContext | None:
     """The request being handled in this thread/task, or ``None`` outside a shielded invocation."""
-    return _CURRENT.get()
+    inflight = IN_FLIGHT.get()
+    return None if inflight is None else inflight.ctx

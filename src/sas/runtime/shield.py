@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +30,7 @@ from sas import config as sas_config
 from sas.errors import SasError
 from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink, open_sink
-from sas.runtime.context import REQUEST_VAR, RequestContext, current_request
+from sas.runtime.context import IN_FLIGHT, RequestContext, current_request
 from sas.runtime.detectors.base import Detection, Detector, overrides
 from sas.runtime.detectors.input_validation import InputValidationDetector
 from sas.runtime.monitors import audit, cloud_sdk
@@ -65,8 +64,9 @@ class ColdStartIntegrityError(SasError):
 
 
 class _Invocation:
-    """The request in flight (mutable: detections and the verdict accrue); a plain slotted class because one
-    is made per request and a dataclass's default factory is one more call."""
+    """The request in flight (mutable: detections and the verdict accrue), kept in
+    :data:`~sas.runtime.context.IN_FLIGHT`; a plain slotted class because one is made per request and a
+    dataclass's default factory is one more call."""
 
     __slots__ = ("blocked_status", "ctx", "detections", "start", "verdict")
 
@@ -78,12 +78,16 @@ class _Invocation:
         self.blocked_status = 0
 
 
-_INVOCATION: ContextVar[_Invocation | None] = ContextVar("sas_invocation", default=None)
 _RANK = {Verdict.ALLOW: 0, Verdict.ALERT: 1, Verdict.BLOCK: 2}
 # Violations the process policy can stop; the others (residue, tampering found at init) are alerts.
 _BLOCKABLE = frozenset(
     {"egress", "subprocess", "file-write", "dynamic-code", "native-code", "pickle-global", "audit-hook", "sdk-call"}
 )
+
+
+def _refusal(reason: str, ctx: RequestContext) -> dict[str, str]:
+    """The body of a blocked request's answer: why, in public words, and the id to quote to support."""
+    return {"error": reason, "request_id": ctx.request_id}
 
 
 def detect_platform(env: Mapping[str, str]) -> str:
@@ -319,8 +323,8 @@ class Shield:
         return record
 
     def _note(self, name: str, verdict: Verdict) -> None:
-        inv = _INVOCATION.get()
-        if inv is not None:
+        inv = IN_FLIGHT.get()
+        if isinstance(inv, _Invocation):
             if inv.detections is None:
                 inv.detections = [name]
             else:
@@ -369,18 +373,22 @@ class Shield:
     def run(
         self,
         ctx: RequestContext,
-        call: Callable[[], R],
-        blocked: Callable[[int, dict[str, str]], R],
+        call: Callable[..., R],
+        blocked: Callable[..., R],
+        /,
+        *args: Any,
+        **kwargs: Any,
     ) -> R:
-        """Check ``ctx``, run ``call``, and answer with ``blocked(status, body)`` when the request is stopped.
+        """Check ``ctx``, run ``call(*args, **kwargs)``, and answer with ``blocked(status, body, *args)`` when
+        the request is stopped.
 
-        Adapters build ``ctx`` and the two callables; everything else (detectors, monitors, the summary
-        event) happens here, the same way on every platform. Kept flat: it runs on every request, often with
-        caches the model has just evicted, where each call and attribute dictionary costs a memory access.
+        Adapters build ``ctx`` and hand over the handler and its arguments (no closure to make per request);
+        everything else (detectors, monitors, the summary event) happens here, the same way on every platform.
+        Kept flat: it runs on every request, usually with caches the model has just evicted, where each call,
+        object and attribute dictionary it touches costs a memory access (``benchmarks/cache_lines.py``).
         """
         inv = _Invocation(ctx, _clock())
-        inv_token = _INVOCATION.set(inv)
-        ctx_token = REQUEST_VAR.set(ctx)
+        token = IN_FLIGHT.set(inv)
         self.counts["invocations"] += 1
         contamination = self._contamination
         try:
@@ -393,23 +401,23 @@ class Shield:
             for detector in self._on_request:
                 detection = detector.on_request(ctx)
                 if detection is not None and self._judge(detection, ctx):
-                    return self._blocked(inv, detection.status, detection.public_reason, blocked)
+                    inv.blocked_status = detection.status
+                    return blocked(detection.status, _refusal(detection.public_reason, ctx), *args)
             try:
-                return call()
+                return call(*args, **kwargs)
             except RequestBlocked as stop:
-                return self._blocked(inv, stop.detection.status, stop.detection.public_reason, blocked)
+                inv.blocked_status = stop.detection.status
+                return blocked(stop.detection.status, _refusal(stop.detection.public_reason, ctx), *args)
             except PolicyViolation:
                 if not self.policy.enforce:
                     raise
-                return self._blocked(inv, 403, "request refused", blocked)
+                inv.blocked_status = 403
+                return blocked(403, _refusal("request refused", ctx), *args)
         finally:
-            self._finish(inv, contamination)
-            REQUEST_VAR.reset(ctx_token)
-            _INVOCATION.reset(inv_token)
-
-    def _blocked(self, inv: _Invocation, status: int, reason: str, blocked: Callable[[int, dict[str, str]], R]) -> R:
-        inv.blocked_status = status
-        return blocked(status, {"error": reason, "request_id": inv.ctx.request_id})
+            try:
+                self._finish(inv, contamination)
+            finally:
+                IN_FLIGHT.reset(token)
 
     def _finish(self, inv: _Invocation, contamination: ContaminationMonitor | None) -> None:
         extra: dict[str, Any] | None = None
@@ -421,41 +429,45 @@ class Shield:
         sdk = self._sdk
         calls = sdk.drain() if sdk is not None and sdk.calls else None
         sink = self.sink
-        if self.policy.invocation_events:
-            ctx = inv.ctx
-            details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1000, 3), "size": ctx.size}
-            if inv.detections:
-                details["detections"] = inv.detections
-            if inv.blocked_status:
-                details["status"] = inv.blocked_status
-            if calls:
-                details["sdk_calls"] = calls
-            if extra:
-                details.update(extra)
-            # the summary's verdict says what happened to the request (its detections are separate events)
-            # a sink that may open its file on first use: that write is ours, not the function's
-            opens_files = sink.opens_files
-            if opens_files:
-                local = audit._LOCAL
-                busy = getattr(local, "busy", False)
-                local.busy = True
-            try:
-                sink.emit_invocation(
-                    time.time(),
-                    inv.verdict,
-                    ctx.request_id,
-                    ctx.client_id,
-                    self.identity.instance_id,
-                    ctx.function or self.function,
-                    ctx.platform,
-                    details,
-                    flush=True,
-                )
-            finally:
-                if opens_files:
-                    local.busy = busy
+        if not self.policy.invocation_events:
+            sink.flush()
             return
-        sink.flush()
+        ctx = inv.ctx
+        # milliseconds to the microsecond: round() to a whole number then a division, not round(x, 3), which
+        # formats the float as a string and parses it back
+        details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1e6) / 1000, "size": ctx.size}
+        if inv.detections:
+            details["detections"] = inv.detections
+        if inv.blocked_status:
+            details["status"] = inv.blocked_status
+        if calls:
+            details["sdk_calls"] = calls
+        if extra:
+            details.update(extra)
+        # the summary's verdict says what happened to the request (its detections are separate events)
+        if sink.opens_files:  # a sink that may open its file on first use: that write is ours, not the function's
+            local = audit._LOCAL
+            busy = getattr(local, "busy", False)
+            local.busy = True
+            try:
+                self._summary(inv, ctx, details)
+            finally:
+                local.busy = busy
+        else:
+            self._summary(inv, ctx, details)
+
+    def _summary(self, inv: _Invocation, ctx: RequestContext, details: dict[str, Any]) -> None:
+        self.sink.emit_invocation(
+            time.time(),
+            inv.verdict,
+            ctx.request_id,
+            ctx.client_id,
+            self.identity.instance_id,
+            ctx.function or self.function,
+            ctx.platform,
+            details,
+            flush=True,
+        )
 
     # --- model guard ----------------------------------------------------------------------------------
     def guard_model(self, predict: F, baseline: Any = None) -> F:
@@ -480,7 +492,8 @@ class Shield:
 
         @functools.wraps(predict)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_request()
+            inv = IN_FLIGHT.get()
+            ctx = None if inv is None else inv.ctx
             inputs = args[0] if args else next(iter(kwargs.values()), None)
             for detector in self._on_model_input:
                 detection = detector.on_model_input(ctx, inputs)

@@ -73,18 +73,6 @@ def _rows(value: Any, depth: int) -> list[list[Any]]:
 _NUMBER_TYPES = frozenset({int, float})
 
 
-def _all_finite(row: list[Any]) -> bool:
-    """Whether every number of ``row`` is finite. A finite sum proves it (a NaN or an infinity makes the sum
-    NaN or infinite), for one C loop instead of a call per feature; otherwise (a NaN, or finite values
-    whose sum overflows) each value is checked."""
-    try:
-        if math.isfinite(sum(row)):
-            return True
-    except OverflowError:
-        pass
-    return all(map(math.isfinite, row))
-
-
 def _check_row(row: list[Any], schema: InputSchema, width: int) -> None:
     # map/min/max over the row run in C: a 64-feature row costs a couple of microseconds, not a Python loop
     if width and len(row) != width:
@@ -96,7 +84,13 @@ def _check_row(row: list[Any], schema: InputSchema, width: int) -> None:
         if schema.dtype == "int":
             column = next(i for i, x in enumerate(row) if type(x) is float)
             raise SchemaError(f"feature {column} is not an integer")
-        if not _all_finite(row):
+        # a finite sum proves every value finite (a NaN or an infinity makes it NaN or infinite): one C loop;
+        # when it is not (a NaN, or finite values whose sum overflows), each value is looked at
+        try:
+            finite = math.isfinite(sum(row))
+        except OverflowError:
+            finite = False
+        if not finite and not all(map(math.isfinite, row)):
             if not schema.allow_nan:
                 column = next(i for i, x in enumerate(row) if not math.isfinite(x))
                 raise SchemaError(f"feature {column} is NaN or infinite")
@@ -140,7 +134,11 @@ def _out_of_bounds(row: list[Any], bounds: tuple[float, ...], compare: Callable[
 
 def validate_features(data: Any, schema: InputSchema) -> None:
     """Raise :class:`SchemaError` when ``data`` (the parsed JSON body) does not fit ``schema``."""
-    value = _field(data, schema.field)
+    name = schema.field
+    if type(data) is dict and name in data:  # a top-level field, the common case, without a call
+        value = data[name]
+    else:
+        value = _field(data, name)
     shape = schema.shape
     if len(shape) <= 1:  # one row, the common case: no generic walk
         if type(value) is not list:
@@ -159,11 +157,21 @@ def validate_features(data: Any, schema: InputSchema) -> None:
         _check_row(row, schema, width)
 
 
+# Up to this many values, a float array is checked as a Python list (tolist, then the sum's one C loop): a
+# numpy ufunc call runs through a lot of machinery, which is all cache misses after a model has run.
+_SMALL_ARRAY = 4096
+_DOUBLE_OR_NARROWER = frozenset("efd")  # float16, float32, float64
+
+
 def _non_finite(inputs: Any) -> bool:
     """Whether a model input holds NaN/Inf: numpy arrays (if numpy is loaded) or nested lists of floats."""
     np = sys.modules.get("numpy")
     if np is not None and isinstance(inputs, np.ndarray):
-        if inputs.dtype.kind not in "fc":
+        dtype = inputs.dtype
+        if dtype.char in _DOUBLE_OR_NARROWER and inputs.size <= _SMALL_ARRAY:  # tolist() makes Python floats
+            values = inputs.ravel().tolist()
+            return not (math.isfinite(sum(values)) or all(map(math.isfinite, values)))
+        if dtype.kind not in "fc":
             return False
         # the ufunc's own reduce, not ndarray.all(), which goes through a Python wrapper in numpy
         return not bool(np.logical_and.reduce(np.isfinite(inputs), axis=None))
@@ -172,6 +180,9 @@ def _non_finite(inputs: Any) -> bool:
     if isinstance(inputs, (list, tuple)):
         return any(_non_finite(x) for x in inputs[:10_000])
     return False
+
+
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class InputValidationDetector(Detector):
@@ -190,16 +201,18 @@ class InputValidationDetector(Detector):
     def on_request(self, ctx: RequestContext) -> Detection | None:
         if ctx.size > self.max_body_bytes:
             return self.block(413, severity=Severity.MEDIUM, check="size", size=ctx.size, limit=self.max_body_bytes)
-        if not (self.require_json or self.schema):
+        schema = self.schema
+        if schema is None and not self.require_json:
             return None
-        if ctx.is_http and not ctx.body and (self.schema is None or ctx.method in {"GET", "HEAD", "OPTIONS"}):
+        body = ctx.body  # None: a direct invocation, whose payload is already parsed
+        if body is not None and not body and (schema is None or ctx.method in _NO_BODY_METHODS):
             return None
         data = ctx.json()
         if data is INVALID_JSON:
             return self.block(400, check="json")
-        if self.schema is not None and (data is not None or ctx.is_http):
+        if schema is not None and (data is not None or body is not None):
             try:
-                validate_features(data, self.schema)
+                validate_features(data, schema)
             except (SchemaError, RecursionError) as exc:
                 return self.block(400, check="schema", problem=str(exc)[:200])
         return None

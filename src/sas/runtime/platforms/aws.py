@@ -104,11 +104,47 @@ _V1_PRINCIPAL = (
 
 
 def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
-    kind = event_kind(event)
     policy = shield.policy
     request_id = str(getattr(context, "aws_request_id", "") or "")
     function = shield.function or str(getattr(context, "function_name", "") or "")
     instance = shield.current_instance()
+    rc = event.get("requestContext") if type(event) is dict else None
+    if type(rc) is dict and "elb" not in rc and event.get("version") == "2.0" and type(rc.get("http")) is dict:
+        # HTTP API and Function URLs (payload 2.0): nearly every request of an inference API, so done inline
+        http = rc["http"]
+        raw = event.get("body")
+        body = raw.encode("utf-8", "surrogatepass") if type(raw) is str and not event.get("isBase64Encoded") else None
+        if body is None:
+            body = _body(event)
+        peer = http.get("sourceIp")
+        proxies = policy.trusted_proxies
+        headers = Headers(event.get("headers"))
+        if type(peer) is str and not proxies and peer.replace(".", "").isdigit():  # plain IPv4: nothing to unwrap
+            ip = peer
+        else:
+            ip = _peer_ip(_str(peer), headers, proxies)
+        principal = _principal(rc, _V2_PRINCIPAL) if "authorizer" in rc else ""
+        if principal or "source_ip" not in policy.identity_order:
+            client, source = client_identity(policy, principal=principal, source_ip=ip)
+        else:  # the common case, without a call: only the address is known, and the order accepts it
+            client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
+        path = event.get("rawPath") or http.get("path")
+        return RequestContext(
+            request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
+            client_id=client,
+            client_source=source,
+            source_ip=ip,
+            platform="aws",
+            function=function,
+            instance_id=instance,
+            body=body,
+            size=len(body),
+            method=_str(http.get("method")).upper(),
+            path=path if type(path) is str else _str(path),
+            kind="function-url" if ".lambda-url." in str(rc.get("domainName", "")) else "http-api",
+            headers=headers,
+        )
+    kind = event_kind(event)
     if kind == "direct":
         try:
             size = len(json.dumps(event, separators=(",", ":"), default=str))
@@ -135,15 +171,7 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
     headers = Headers(raw_headers)
     body = _body(event)
     proxies = policy.trusted_proxies
-    if kind in {"http-api", "function-url"}:
-        http = rc["http"]  # event_kind checked it is a dict
-        method = _str(http.get("method"))
-        path = str(event.get("rawPath", "") or _str(http.get("path")))
-        peer = _str(http.get("sourceIp"))
-        principal = _principal(rc, _V2_PRINCIPAL)
-        api_key = ""
-        ip = _peer_ip(peer, headers, proxies)
-    elif kind == "rest-api":
+    if kind == "rest-api":
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path", ""))
         peer = _get(rc, "identity", "sourceIp")
@@ -155,10 +183,7 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         path = str(event.get("path", ""))
         principal, api_key = "", ""
         ip = client_ip("", headers.get("x-forwarded-for", ""), proxies, platform_appends=True)
-    if principal or api_key or not policy.identity_by_ip:
-        client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
-    else:  # the common case, without a call: only the address is known, and the order accepts it
-        client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
+    client, source = client_identity(policy, principal=principal, api_key=api_key, source_ip=ip)
     return RequestContext(
         request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
         client_id=client,
@@ -193,6 +218,10 @@ def blocked_response(event: Any, kind: str, status: int, body: Mapping[str, str]
     return response
 
 
+def _blocked(status: int, body: Mapping[str, str], event: Any, *_: Any) -> dict[str, Any]:
+    return blocked_response(event, event_kind(event), status, body)
+
+
 def _powertools_alert_hook(shield: Shield) -> Callable[[RuntimeEvent], None] | None:
     if "aws_lambda_powertools" not in sys.modules:
         return None
@@ -217,12 +246,7 @@ def wrap_handler(shield: Shield, handler: F) -> F:
 
     @functools.wraps(handler)
     def shielded(event: Any, context: Any = None, *args: Any, **kwargs: Any) -> Any:
-        ctx = build_context(shield, event, context)
-        return shield.run(
-            ctx,
-            lambda: handler(event, context, *args, **kwargs),
-            lambda status, body: blocked_response(event, ctx.kind, status, body),
-        )
+        return shield.run(build_context(shield, event, context), handler, _blocked, event, context, *args, **kwargs)
 
     return shielded  # type: ignore[return-value]
 

@@ -61,7 +61,11 @@ def build_context(shield: Shield, request: Any, context: Any, function: str) -> 
     )
 
 
-def _http_blocked(status: int, body: dict[str, str]) -> Any:
+def _no_answer(status: int, body: dict[str, str], *_: Any) -> None:
+    return None
+
+
+def _http_blocked(status: int, body: dict[str, str], *_: Any) -> Any:
     import azure.functions as func
 
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
@@ -76,7 +80,7 @@ def wrap_function(shield: Shield, fn: F) -> F:
         context = kwargs.get("context")
         if request is not None:
             ctx = build_context(shield, request, context, function)
-            return shield.run(ctx, lambda: fn(*args, **kwargs), _http_blocked)
+            return shield.run(ctx, fn, _http_blocked, *args, **kwargs)
         payload = args[0] if args else next(iter(kwargs.values()), None)
         ctx = RequestContext(
             request_id=str(getattr(context, "invocation_id", "") or uuid.uuid4().hex),
@@ -87,6 +91,6 @@ def wrap_function(shield: Shield, fn: F) -> F:
             payload=payload if isinstance(payload, (dict, list, str, int, float)) else None,
             kind="trigger",
         )
-        return shield.run(ctx, lambda: fn(*args, **kwargs), lambda status, body: None)
+        return shield.run(ctx, fn, _no_answer, *args, **kwargs)
 
     return shielded  # type: ignore[return-value]

@@ -105,11 +105,11 @@ def build_event_context(shield: Shield, event: Any) -> RequestContext:
     )
 
 
-def _http_blocked(status: int, body: dict[str, str]) -> Any:
+def _http_blocked(status: int, body: dict[str, str], *_: Any) -> Any:
     return (json.dumps(body), status, {"Content-Type": "application/json"})
 
 
-def _event_blocked(status: int, body: dict[str, str]) -> None:
+def _event_blocked(status: int, body: dict[str, str], *_: Any) -> None:
     return None
 
 
@@ -124,8 +124,8 @@ def wrap_function(shield: Shield, fn: F) -> F:
     def shielded(request: Any, *args: Any, **kwargs: Any) -> Any:
         if is_cloud_event(request):
             ctx = build_event_context(shield, request)
-            return shield.run(ctx, lambda: fn(request, *args, **kwargs), _event_blocked)
+            return shield.run(ctx, fn, _event_blocked, request, *args, **kwargs)
         ctx = build_http_context(shield, request)
-        return shield.run(ctx, lambda: fn(request, *args, **kwargs), _http_blocked)
+        return shield.run(ctx, fn, _http_blocked, request, *args, **kwargs)
 
     return shielded  # type: ignore[return-value]
