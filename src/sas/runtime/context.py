@@ -144,7 +144,9 @@ def _loads(body: bytes) -> Any:
     refuses) a ``NaN`` feature. Integers too long for 64 bits, which orjson would turn into floats, are left to
     the stdlib as well.
     """
-    if _fast_loads is not None and isinstance(body, bytes) and _LONG_RUN not in body.translate(_DIGITS_TO_ZERO):
+    # find(), not ``in``: bytes.__contains__ first tries the operand as an integer, and raises (and formats)
+    # a TypeError inside before it searches
+    if _fast_loads is not None and isinstance(body, bytes) and body.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
         try:
             return _fast_loads(body)
         except ValueError:
