@@ -108,10 +108,12 @@ class RequestContext:
         body = self.body
         if body is None:
             value = self.payload
-        elif not body.strip():
+        elif not body:
             value = None
         else:
             value = _loads(body)
+            if value is INVALID_JSON and not body.strip():  # only whitespace: empty, as an absent body
+                value = None
         _set_json(self, value)
         return value
 
@@ -133,6 +135,50 @@ class RequestContext:
     _set_headers,
     _set_json,
 ) = (RequestContext.__dict__[f.name].__set__ for f in fields(RequestContext))
+
+
+# A class of the same slots as RequestContext without its frozen __setattr__: an instance is filled with plain
+# stores and then becomes a RequestContext (Python allows __class__ assignment between identical layouts).
+_Filling = type("_Filling", (), {"__slots__": RequestContext.__slots__})
+
+
+def new_request_context(
+    request_id: str,
+    client_id: str,
+    client_source: str,
+    source_ip: str,
+    platform: str,
+    function: str,
+    instance_id: str,
+    body: bytes | None,
+    payload: Any,
+    size: int,
+    method: str,
+    path: str,
+    kind: str,
+    headers: Mapping[str, str],
+) -> RequestContext:
+    """``RequestContext(...)`` with every field given, for the platform adapters (one per request, before the
+    handler runs): fifteen stores and one class assignment instead of fifteen descriptor calls. The result is
+    an ordinary, frozen :class:`RequestContext`."""
+    ctx: Any = _Filling()
+    ctx.request_id = request_id
+    ctx.client_id = client_id
+    ctx.client_source = client_source
+    ctx.source_ip = source_ip
+    ctx.platform = platform
+    ctx.function = function
+    ctx.instance_id = instance_id
+    ctx.body = body
+    ctx.payload = payload
+    ctx.size = size
+    ctx.method = method
+    ctx.path = path
+    ctx.kind = kind
+    ctx.headers = headers
+    ctx._json = _UNPARSED
+    ctx.__class__ = RequestContext
+    return ctx  # type: ignore[no-any-return]
 
 
 def _loads(body: bytes) -> Any:

@@ -404,7 +404,7 @@ class Shield:
                     inv.blocked_status = detection.status
                     return blocked(detection.status, _refusal(detection.public_reason, ctx), *args)
             try:
-                return call(*args, **kwargs)
+                return call(*args, **kwargs) if kwargs else call(*args)  # no keyword dictionary to merge
             except RequestBlocked as stop:
                 inv.blocked_status = stop.detection.status
                 return blocked(stop.detection.status, _refusal(stop.detection.public_reason, ctx), *args)
@@ -435,7 +435,7 @@ class Shield:
         ctx = inv.ctx
         # milliseconds to the microsecond: round() to a whole number then a division, not round(x, 3), which
         # formats the float as a string and parses it back
-        details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1e6) / 1000, "size": ctx.size}
+        details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1e6) / 1000.0, "size": ctx.size}
         if inv.detections:
             details["detections"] = inv.detections
         if inv.blocked_status:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sas.events.record import RuntimeEvent
-from sas.runtime.context import Headers, RequestContext
+from sas.runtime.context import Headers, RequestContext, new_request_context
 from sas.runtime.platforms.identity import IP_PREFIX, client_identity, client_ip
 
 if TYPE_CHECKING:
@@ -103,6 +103,20 @@ _V1_PRINCIPAL = (
 )
 
 
+_METHODS = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+# A function is reached through one or two domain names: whether each is a Function URL is looked up once.
+_KIND_OF_DOMAIN: dict[Any, str] = {}
+
+
+def _v2_kind(domain: Any) -> str:
+    kind = _KIND_OF_DOMAIN.get(domain) if type(domain) is str else None
+    if kind is None:
+        kind = "function-url" if ".lambda-url." in str(domain or "") else "http-api"
+        if type(domain) is str and len(_KIND_OF_DOMAIN) < 64:
+            _KIND_OF_DOMAIN[domain] = kind
+    return kind
+
+
 def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
     policy = shield.policy
     request_id = str(getattr(context, "aws_request_id", "") or "")
@@ -113,14 +127,18 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         # HTTP API and Function URLs (payload 2.0): nearly every request of an inference API, so done inline
         http = rc["http"]
         raw = event.get("body")
-        body = raw.encode("utf-8", "surrogatepass") if type(raw) is str and not event.get("isBase64Encoded") else None
-        if body is None:
+        if type(raw) is str and not event.get("isBase64Encoded"):
+            try:
+                body = raw.encode()  # no arguments: the codec lookup is skipped
+            except UnicodeEncodeError:  # a lone surrogate, kept as the bytes it stands for
+                body = raw.encode("utf-8", "surrogatepass")
+        else:
             body = _body(event)
         peer = http.get("sourceIp")
         proxies = policy.trusted_proxies
         headers = Headers(event.get("headers"))
-        if type(peer) is str and not proxies and peer.replace(".", "").isdigit():  # plain IPv4: nothing to unwrap
-            ip = peer
+        if type(peer) is str and not proxies and ":" not in peer and "[" not in peer:
+            ip = peer.strip()  # what client_ip makes of an address without port or brackets
         else:
             ip = _peer_ip(_str(peer), headers, proxies)
         principal = _principal(rc, _V2_PRINCIPAL) if "authorizer" in rc else ""
@@ -129,20 +147,22 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         else:  # the common case, without a call: only the address is known, and the order accepts it
             client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
         path = event.get("rawPath") or http.get("path")
-        return RequestContext(
-            request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
-            client_id=client,
-            client_source=source,
-            source_ip=ip,
-            platform="aws",
-            function=function,
-            instance_id=instance,
-            body=body,
-            size=len(body),
-            method=_str(http.get("method")).upper(),
-            path=path if type(path) is str else _str(path),
-            kind="function-url" if ".lambda-url." in str(rc.get("domainName", "")) else "http-api",
-            headers=headers,
+        method = http.get("method")
+        return new_request_context(
+            request_id or _get(rc, "requestId") or uuid.uuid4().hex,
+            client,
+            source,
+            ip,
+            "aws",
+            function,
+            instance,
+            body,
+            None,
+            len(body),
+            _METHODS.get(method) or _str(method).upper() if type(method) is str else _str(method).upper(),
+            path if type(path) is str else _str(path),
+            _v2_kind(rc.get("domainName")),
+            headers,
         )
     kind = event_kind(event)
     if kind == "direct":
@@ -246,7 +266,10 @@ def wrap_handler(shield: Shield, handler: F) -> F:
 
     @functools.wraps(handler)
     def shielded(event: Any, context: Any = None, *args: Any, **kwargs: Any) -> Any:
-        return shield.run(build_context(shield, event, context), handler, _blocked, event, context, *args, **kwargs)
+        ctx = build_context(shield, event, context)
+        if args or kwargs:
+            return shield.run(ctx, handler, _blocked, event, context, *args, **kwargs)
+        return shield.run(ctx, handler, _blocked, event, context)
 
     return shielded  # type: ignore[return-value]
 
