@@ -205,9 +205,12 @@ class LedgerWriter(Sink):
     ) -> None:
         # Every invocation comes here, usually with caches a model has just evicted: the common case (one
         # sub-log, nothing due, nothing else waiting) is written out inline, in one function; anything else
-        # takes the general steps (_appended, _flush_locked), which do the same for it.
+        # takes the general steps (_appended, _flush_locked), which do the same for it. acquire/release
+        # rather than ``with``, which makes two bound methods per use.
+        lock = self._lock
+        lock.acquire()
         try:
-            with self._lock:
+            try:
                 sub = self._only
                 if sub is None or sub.instance_id != instance_id:
                     sub = self._logs.get(instance_id) or self._sub(instance_id, function)
@@ -228,6 +231,7 @@ class LedgerWriter(Sink):
                     platform,
                     details,
                 )
+                alone = sub.written == sub.count  # nothing else waits to be written
                 sub.buf += line
                 sub.count += 1
                 sub.seq += 1
@@ -236,11 +240,12 @@ class LedgerWriter(Sink):
                     sub.due = now + self.checkpoint_seconds
                 if sub.seq >= sub.next_checkpoint or now >= sub.due:
                     self._checkpoint(sub)
+                    alone = False  # the checkpoint wrote it, and may have left the store to flush
                 if not flush:  # the end of the invocation too: one lock and one call for the Shield's last step
                     return
                 if (
-                    sub is not self._only
-                    or sub.written != sub.count - 1
+                    not alone
+                    or sub is not self._only
                     or self._unflushed
                     or (self._signer is not None and not self._meta_written)
                 ):
@@ -257,8 +262,10 @@ class LedgerWriter(Sink):
                     raise
                 if sub.count >= HASH_BATCH:
                     sub.hash_all()
-        except Exception as exc:  # a sink never raises into the handler
-            self._failed(exc)
+            except Exception as exc:  # a sink never raises into the handler
+                self._failed(exc)
+        finally:
+            lock.release()
 
     @property
     def opens_files(self) -> bool:  # type: ignore[override]

@@ -137,50 +137,6 @@ class RequestContext:
 ) = (RequestContext.__dict__[f.name].__set__ for f in fields(RequestContext))
 
 
-# A class of the same slots as RequestContext without its frozen __setattr__: an instance is filled with plain
-# stores and then becomes a RequestContext (Python allows __class__ assignment between identical layouts).
-_Filling = type("_Filling", (), {"__slots__": RequestContext.__slots__})
-
-
-def new_request_context(
-    request_id: str,
-    client_id: str,
-    client_source: str,
-    source_ip: str,
-    platform: str,
-    function: str,
-    instance_id: str,
-    body: bytes | None,
-    payload: Any,
-    size: int,
-    method: str,
-    path: str,
-    kind: str,
-    headers: Mapping[str, str],
-) -> RequestContext:
-    """``RequestContext(...)`` with every field given, for the platform adapters (one per request, before the
-    handler runs): fifteen stores and one class assignment instead of fifteen descriptor calls. The result is
-    an ordinary, frozen :class:`RequestContext`."""
-    ctx: Any = _Filling()
-    ctx.request_id = request_id
-    ctx.client_id = client_id
-    ctx.client_source = client_source
-    ctx.source_ip = source_ip
-    ctx.platform = platform
-    ctx.function = function
-    ctx.instance_id = instance_id
-    ctx.body = body
-    ctx.payload = payload
-    ctx.size = size
-    ctx.method = method
-    ctx.path = path
-    ctx.kind = kind
-    ctx.headers = headers
-    ctx._json = _UNPARSED
-    ctx.__class__ = RequestContext
-    return ctx  # type: ignore[no-any-return]
-
-
 def _loads(body: bytes) -> Any:
     """``json.loads`` semantics, through orjson when it can.
 

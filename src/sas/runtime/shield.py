@@ -499,7 +499,7 @@ class Shield:
                 detection = detector.on_model_input(ctx, inputs)
                 if detection is not None and self._judge(detection, ctx):
                     raise RequestBlocked(detection)
-            outputs = predict(*args, **kwargs)
+            outputs = predict(*args, **kwargs) if kwargs else predict(*args)  # no keyword dictionary to merge
             for detector in self._on_model_output:
                 detection = detector.on_model_output(ctx, inputs, outputs)
                 if detection is not None and self._judge(detection, ctx):

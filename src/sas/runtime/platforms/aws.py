@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sas.events.record import RuntimeEvent
-from sas.runtime.context import Headers, RequestContext, new_request_context
+from sas.runtime.context import Headers, RequestContext
 from sas.runtime.platforms.identity import IP_PREFIX, client_identity, client_ip
 
 if TYPE_CHECKING:
@@ -148,21 +148,20 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
             client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
         path = event.get("rawPath") or http.get("path")
         method = http.get("method")
-        return new_request_context(
-            request_id or _get(rc, "requestId") or uuid.uuid4().hex,
-            client,
-            source,
-            ip,
-            "aws",
-            function,
-            instance,
-            body,
-            None,
-            len(body),
-            _METHODS.get(method) or _str(method).upper() if type(method) is str else _str(method).upper(),
-            path if type(path) is str else _str(path),
-            _v2_kind(rc.get("domainName")),
-            headers,
+        return RequestContext(
+            request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
+            client_id=client,
+            client_source=source,
+            source_ip=ip,
+            platform="aws",
+            function=function,
+            instance_id=instance,
+            body=body,
+            size=len(body),
+            method=_METHODS.get(method) or _str(method).upper() if type(method) is str else _str(method).upper(),
+            path=path if type(path) is str else _str(path),
+            kind=_v2_kind(rc.get("domainName")),
+            headers=headers,
         )
     kind = event_kind(event)
     if kind == "direct":
