@@ -443,13 +443,14 @@ class ModelGuard:
         ext_level = 2 if extraction >= ext_block else 1 if extraction >= ext_alarm else 0
         adv_level = 2 if adversarial >= adv_block else 1 if adversarial >= adv_alarm else 0
         level = ext_level if ext_level > adv_level else adv_level
+        levels = self.levels
         if level:
-            self.levels[client] = (level, now + self.settings.level_memory)
-            self.levels.move_to_end(client)
-            while len(self.levels) > MAX_CLIENTS:
-                self.levels.popitem(last=False)
-        elif self.levels:
-            self.levels.pop(client, None)
+            levels[client] = (level, now + self.settings.level_memory)
+            levels.move_to_end(client)
+            while len(levels) > MAX_CLIENTS:
+                levels.popitem(last=False)
+        elif levels:
+            levels.pop(client, None)
         statistics = (n, ood, m, low, nc, close, nd, dup, llr_ood, llr_low, llr_close, llr_dup, labels, volume)
         ledger = None
         if level:

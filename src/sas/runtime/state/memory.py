@@ -85,7 +85,8 @@ class MemoryState(StateBackend):
                     tokens = burst
                 else:
                     elapsed = now - self._global_stamp
-                    tokens = min(burst, tokens + (elapsed if elapsed > 0.0 else 0.0) * global_bucket.rate)
+                    tokens += (elapsed if elapsed > 0.0 else 0.0) * global_bucket.rate
+                    tokens = tokens if tokens < burst else burst  # min(burst, tokens), without the call
                 global_ok = tokens >= cost
                 self._global_tokens = tokens - cost if global_ok else tokens
                 self._global_stamp = now

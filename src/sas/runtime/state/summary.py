@@ -145,7 +145,8 @@ class ClientSummary:
                 tokens = burst
             else:
                 elapsed = now - self.stamp
-                tokens = min(burst, tokens + (elapsed if elapsed > 0.0 else 0.0) * client_bucket.rate)
+                tokens += (elapsed if elapsed > 0.0 else 0.0) * client_bucket.rate
+                tokens = tokens if tokens < burst else burst  # min(burst, tokens), without the call
             allowed = tokens >= cost
             self.tokens = tokens - cost if allowed else tokens
             self.stamp = now
