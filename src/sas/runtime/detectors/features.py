@@ -216,7 +216,9 @@ class FeatureSpace:
             )
         except (ValueError, OverflowError, struct.error):
             sketch = None
-        if sketch is None or b"\x80" in sketch:  # -128 is outside the sketch's symmetric range
+        # -128 is outside the sketch's symmetric range; searched for as an integer: ``b"\x80" in`` would first
+        # try its operand as one, raising and formatting a TypeError inside on every request
+        if sketch is None or 0x80 in sketch:
             sketch, cells = self._careful(zc)
         h = new_hash()
         h.update(cells)
