@@ -110,10 +110,16 @@ class RequestContext:
             value = self.payload
         elif not body:
             value = None
+        # orjson when it gives what json.loads would (see _loads), inline: every request with a schema comes here
+        elif _fast_loads is not None and type(body) is bytes and body.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
+            try:
+                value = _fast_loads(body)
+            except ValueError:
+                value = _loads(body)
         else:
             value = _loads(body)
-            if value is INVALID_JSON and not body.strip():  # only whitespace: empty, as an absent body
-                value = None
+        if value is INVALID_JSON and body is not None and not body.strip():  # only whitespace: an empty body
+            value = None
         _set_json(self, value)
         return value
 

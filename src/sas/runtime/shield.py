@@ -121,6 +121,7 @@ class Shield:
         "_on_request",
         "_pending_activation",
         "_sdk",
+        "_sink_opens_files",
         "alert_hooks",
         "config",
         "counts",
@@ -148,6 +149,7 @@ class Shield:
         self.config: dict[str, Any] = dict(config or {})
         self.policy: RuntimePolicy = parse_policy(self.config, self.env)
         self.sink: Sink = sink if sink is not None else open_sink(self.policy.ledger)
+        self._sink_opens_files = self.sink.opens_files  # read on every request; a property on the ledger
         self.platform = detect_platform(self.env)
         self.function = self.policy.function or default_function_name(self.env)
         self.identity = InstanceIdentity.create(self.env)
@@ -396,8 +398,8 @@ class Shield:
                 self._activate()
             if contamination is not None:
                 contamination.before()
-            if self._sdk is not None and not cloud_sdk._STATE.installed:
-                cloud_sdk.ensure_wrapped()
+            if self._sdk is not None and not cloud_sdk._STATE.installed and "botocore.client" in sys.modules:
+                cloud_sdk.ensure_wrapped()  # botocore was imported since the last request: wrap it now
             for detector in self._on_request:
                 detection = detector.on_request(ctx)
                 if detection is not None and self._judge(detection, ctx):
@@ -445,7 +447,7 @@ class Shield:
         if extra:
             details.update(extra)
         # the summary's verdict says what happened to the request (its detections are separate events)
-        if sink.opens_files:  # a sink that may open its file on first use: that write is ours, not the function's
+        if self._sink_opens_files:  # a sink that may open its file on first use: that write is ours, not the function's
             local = audit._LOCAL
             busy = getattr(local, "busy", False)
             local.busy = True
