@@ -392,3 +392,40 @@ def test_invocation_summary_fast_path_writes_the_same_line_as_emit(tmp_path: Pat
     memory = MemorySink()
     memory.emit_invocation(**fields)  # type: ignore[arg-type]
     assert memory.events == [event]
+
+
+@pytest.mark.parametrize("duration", [1.25, 0.0, 1e-3, 123456.789, float("nan")])
+def test_summary_in_one_step_writes_the_same_line_as_emit(tmp_path: Path, duration: float) -> None:
+    """emit_summary (the summary with only duration and size, built in one step) equals emit of that event."""
+    from sas.events.canonical import encode_fields, encode_summary
+    from sas.events.sink import MemorySink
+
+    fields: dict[str, object] = dict(
+        time=1_790_000_000.5,
+        verdict=Verdict.ALLOW,
+        request_id='r-"9"\u2028',
+        client_id="ip:203.0.113.9",
+        instance_id="i-1",
+        function="f",
+        platform="aws",
+    )
+    details = {"duration_ms": duration, "size": 64}
+    event = RuntimeEvent(
+        event="invocation", detector="shield", category="", threat="", severity="info", details=details, **fields
+    )  # type: ignore[arg-type]
+    fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
+    for path in (fast, slow):
+        writer = LedgerWriter(JsonlStore(str(path)), checkpoint_every=10)
+        if path is fast:
+            writer.emit_summary(**fields, duration_ms=duration, size=64)  # type: ignore[arg-type]
+        else:
+            writer.emit(event)
+            writer.flush()
+    assert fast.read_bytes() == slow.read_bytes() and len(records(fast)) == 1
+    values = list(fields.values())
+    common = ("o/f/i", 3, values[0], "invocation", "shield", "", "", "info", *values[1:])
+    summary = encode_summary("o/f/i", 3, *values, duration, 64)  # type: ignore[arg-type]
+    assert summary == encode_fields(*common, details)  # type: ignore[arg-type]
+    memory = MemorySink()
+    memory.emit_summary(**fields, duration_ms=duration, size=64)  # type: ignore[arg-type]
+    assert memory.events == [event] or duration != duration  # NaN != NaN in the record's comparison
