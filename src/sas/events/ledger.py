@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sas.config import ENV
 from sas.errors import ConfigError
-from sas.events.canonical import encode_fields, encode_line, encode_summary, safe_origin
+from sas.events.canonical import encode_fields, encode_line, safe_origin
 from sas.events.merkle import Frontier, leaf_hashes
 from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink
@@ -203,7 +203,11 @@ class LedgerWriter(Sink):
         details: Mapping[str, Any],
         flush: bool = False,
     ) -> None:
-        lock = self._lock  # acquire/release rather than ``with``, which makes two bound methods per use
+        # Every invocation comes here, usually with caches a model has just evicted: the common case (one
+        # sub-log, nothing due, nothing else waiting) is written out inline, in one function; anything else
+        # takes the general steps (_appended, _flush_locked), which do the same for it. acquire/release
+        # rather than ``with``, which makes two bound methods per use.
+        lock = self._lock
         lock.acquire()
         try:
             try:
@@ -227,78 +231,41 @@ class LedgerWriter(Sink):
                     platform,
                     details,
                 )
-                self._land(sub, line, flush)
+                alone = sub.written == sub.count  # nothing else waits to be written
+                sub.buf += line
+                sub.count += 1
+                sub.seq += 1
+                now = self._clock()
+                if sub.due == _NEVER:
+                    sub.due = now + self.checkpoint_seconds
+                if sub.seq >= sub.next_checkpoint or now >= sub.due:
+                    self._checkpoint(sub)
+                    alone = False  # the checkpoint wrote it, and may have left the store to flush
+                if not flush:  # the end of the invocation too: one lock and one call for the Shield's last step
+                    return
+                if (
+                    not alone
+                    or sub is not self._only
+                    or self._unflushed
+                    or (self._signer is not None and not self._meta_written)
+                ):
+                    self._flush_locked()
+                    return
+                # _flush_locked's common case for one new line: hand it to the store as it is
+                first = sub.frontier.size + sub.written
+                sub.written = sub.count
+                sub.written_at = len(sub.buf)
+                try:
+                    self.store.write_entries(sub.origin, first, 1, line)
+                except Exception as exc:
+                    self._append_loss(sub, first, 1, exc)
+                    raise
+                if sub.count >= HASH_BATCH:
+                    sub.hash_all()
             except Exception as exc:  # a sink never raises into the handler
                 self._failed(exc)
         finally:
             lock.release()
-
-    def emit_summary(
-        self,
-        time: float,
-        verdict: Verdict,
-        request_id: str,
-        client_id: str,
-        instance_id: str,
-        function: str,
-        platform: str,
-        duration_ms: float,
-        size: int,
-    ) -> None:
-        lock = self._lock
-        lock.acquire()
-        try:
-            try:
-                sub = self._only
-                if sub is None or sub.instance_id != instance_id:
-                    sub = self._logs.get(instance_id) or self._sub(instance_id, function)
-                line = encode_summary(
-                    sub.origin, sub.seq, time, verdict, request_id, client_id, instance_id, function, platform,
-                    duration_ms, size,
-                )  # fmt: skip
-                self._land(sub, line, True)
-            except Exception as exc:  # a sink never raises into the handler
-                self._failed(exc)
-        finally:
-            lock.release()
-
-    def _land(self, sub: _SubLog, line: bytes, flush: bool) -> None:
-        """Add an encoded line to ``sub`` (under the lock); with ``flush``, store it before returning.
-
-        Every invocation comes here, usually with caches a model has just evicted: the common case (one
-        sub-log, nothing due, nothing else waiting) is written out inline; anything else takes the general
-        steps, which do the same for it."""
-        alone = sub.written == sub.count  # nothing else waits to be written
-        sub.buf += line
-        sub.count += 1
-        sub.seq += 1
-        now = self._clock()
-        if sub.due == _NEVER:
-            sub.due = now + self.checkpoint_seconds
-        if sub.seq >= sub.next_checkpoint or now >= sub.due:
-            self._checkpoint(sub)
-            alone = False  # the checkpoint wrote it, and may have left the store to flush
-        if not flush:
-            return
-        if (
-            not alone
-            or sub is not self._only
-            or self._unflushed
-            or (self._signer is not None and not self._meta_written)
-        ):
-            self._flush_locked()
-            return
-        # _flush_locked's common case for one new line: hand it to the store as it is
-        first = sub.frontier.size + sub.written
-        sub.written = sub.count
-        sub.written_at = len(sub.buf)
-        try:
-            self.store.write_entries(sub.origin, first, 1, line)
-        except Exception as exc:
-            self._append_loss(sub, first, 1, exc)
-            raise
-        if sub.count >= HASH_BATCH:
-            sub.hash_all()
 
     @property
     def opens_files(self) -> bool:  # type: ignore[override]

@@ -64,23 +64,6 @@ class Sink(ABC):
         if flush:
             self.flush()
 
-    def emit_summary(
-        self,
-        time: float,
-        verdict: Verdict,
-        request_id: str,
-        client_id: str,
-        instance_id: str,
-        function: str,
-        platform: str,
-        duration_ms: float,
-        size: int,
-    ) -> None:
-        """:meth:`emit_invocation` (and flush) of the summary with its usual details, ``duration_ms`` and
-        ``size``: the one event of most invocations, which the ledger writes in one step."""
-        details = {"duration_ms": duration_ms, "size": size}
-        self.emit_invocation(time, verdict, request_id, client_id, instance_id, function, platform, details, True)
-
     def flush(self) -> None:  # noqa: B027 - optional
         """Push buffered events out (end of invocation)."""
 

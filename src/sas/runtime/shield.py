@@ -437,50 +437,39 @@ class Shield:
         ctx = inv.ctx
         # milliseconds to the microsecond: round() to a whole number then a division, not round(x, 3), which
         # formats the float as a string and parses it back
-        duration = round((_clock() - inv.start) * 1e6) / 1000.0
-        opens_files = self._sink_opens_files
-        if opens_files:  # a sink that may open its file on first use: that write is ours, not the function's
+        details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1e6) / 1000.0, "size": ctx.size}
+        if inv.detections:
+            details["detections"] = inv.detections
+        if inv.blocked_status:
+            details["status"] = inv.blocked_status
+        if calls:
+            details["sdk_calls"] = calls
+        if extra:
+            details.update(extra)
+        # the summary's verdict says what happened to the request (its detections are separate events)
+        if self._sink_opens_files:  # a sink that may open its file on first use: that write is ours, not the function's
             local = audit._LOCAL
             busy = getattr(local, "busy", False)
             local.busy = True
-        try:
-            # the summary's verdict says what happened to the request (its detections are separate events)
-            if not (inv.detections or inv.blocked_status or calls or extra):  # most requests: one step
-                sink.emit_summary(
-                    time.time(),
-                    inv.verdict,
-                    ctx.request_id,
-                    ctx.client_id,
-                    self.identity.instance_id,
-                    ctx.function or self.function,
-                    ctx.platform,
-                    duration,
-                    ctx.size,
-                )
-                return
-            details: dict[str, Any] = {"duration_ms": duration, "size": ctx.size}
-            if inv.detections:
-                details["detections"] = inv.detections
-            if inv.blocked_status:
-                details["status"] = inv.blocked_status
-            if calls:
-                details["sdk_calls"] = calls
-            if extra:
-                details.update(extra)
-            sink.emit_invocation(
-                time.time(),
-                inv.verdict,
-                ctx.request_id,
-                ctx.client_id,
-                self.identity.instance_id,
-                ctx.function or self.function,
-                ctx.platform,
-                details,
-                flush=True,
-            )
-        finally:
-            if opens_files:
+            try:
+                self._summary(inv, ctx, details)
+            finally:
                 local.busy = busy
+        else:
+            self._summary(inv, ctx, details)
+
+    def _summary(self, inv: _Invocation, ctx: RequestContext, details: dict[str, Any]) -> None:
+        self.sink.emit_invocation(
+            time.time(),
+            inv.verdict,
+            ctx.request_id,
+            ctx.client_id,
+            self.identity.instance_id,
+            ctx.function or self.function,
+            ctx.platform,
+            details,
+            flush=True,
+        )
 
     # --- model guard ----------------------------------------------------------------------------------
     def guard_model(self, predict: F, baseline: Any = None) -> F:
