@@ -135,10 +135,8 @@ def _out_of_bounds(row: list[Any], bounds: tuple[float, ...], compare: Callable[
 def validate_features(data: Any, schema: InputSchema) -> None:
     """Raise :class:`SchemaError` when ``data`` (the parsed JSON body) does not fit ``schema``."""
     name = schema.field
-    if type(data) is dict and name in data:  # a top-level field, the common case, without a call
-        value = data[name]
-    else:
-        value = _field(data, name)
+    # a top-level field, the common case, without a call
+    value = data[name] if type(data) is dict and name in data else _field(data, name)
     shape = schema.shape
     if len(shape) <= 1:  # one row, the common case: no generic walk
         if type(value) is not list:
