@@ -74,8 +74,10 @@ def _str(value: Any) -> str:
 
 
 def _peer_ip(peer: str, headers: Headers, proxies: tuple[Any, ...]) -> str:
-    if not proxies and peer.replace(".", "").isdigit():  # a plain IPv4 address: nothing to strip or unwrap
-        return peer
+    # without trusted proxies, an address with no port and no brackets is itself, stripped: what client_ip
+    # would return, without the call (the HTTP API path does the same inline)
+    if not proxies and ":" not in peer and "[" not in peer:
+        return peer.strip()
     return client_ip(peer, headers.get("x-forwarded-for", "") if proxies else "", proxies)
 
 
@@ -103,7 +105,7 @@ _V1_PRINCIPAL = (
 )
 
 
-_METHODS = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # as API Gateway sends them
 # A function is reached through one or two domain names: whether each is a Function URL is looked up once.
 _KIND_OF_DOMAIN: dict[Any, str] = {}
 
@@ -148,6 +150,8 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
             client, source = (IP_PREFIX + ip, "source_ip") if ip else ("anonymous", "")
         path = event.get("rawPath") or http.get("path")
         method = http.get("method")
+        if type(method) is not str or method not in _METHODS:
+            method = _str(method).upper()
         return RequestContext(
             request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
             client_id=client,
@@ -158,7 +162,7 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
             instance_id=instance,
             body=body,
             size=len(body),
-            method=_METHODS.get(method) or _str(method).upper() if type(method) is str else _str(method).upper(),
+            method=method,
             path=path if type(path) is str else _str(path),
             kind=_v2_kind(rc.get("domainName")),
             headers=headers,
