@@ -148,7 +148,7 @@ print(json.dumps({
 """
 
 
-def import_and_setup(scratch: str, heavy: bool, sink: str, freeze: bool, repeats: int = 5) -> dict[str, float]:
+def import_and_setup(scratch: str, heavy: bool, sink: str, freeze: bool, repeats: int = 9) -> dict[str, float]:
     runs = []
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # a deployed package has .pyc
     args = ["heavy" if heavy else "bare", sink, "freeze" if freeze else "no-freeze", scratch]
@@ -161,6 +161,8 @@ def import_and_setup(scratch: str, heavy: bool, sink: str, freeze: bool, repeats
     keys = ("import_ms", "setup_ms", "collections", "full", "full_gc_ms")
     out = {k: statistics.median(float(r[k]) for r in runs) for k in keys}
     out["full"] = max(float(r["full"]) for r in runs)  # a full collection in any run shows
+    # the quickest run too: on a shared VM a burst of load now and then moves the median of a few runs
+    out["best_ms"] = min(float(r["import_ms"]) + float(r["setup_ms"]) for r in runs)
     out["cryptography"] = float(any(r["cryptography"] for r in runs))
     return out
 
@@ -168,11 +170,12 @@ def import_and_setup(scratch: str, heavy: bool, sink: str, freeze: bool, repeats
 def cold_start_report(scratch: str) -> None:
     """Import + set-up as a cold start pays them, and the part that is the garbage collector's, not ours."""
     print(
-        "cold start (fresh interpreter, .pyc cached, median of 5): import sas.runtime + Shield(...) set-up, "
-        "all monitors, no manifest"
+        "cold start (fresh interpreter, .pyc cached, median of 9 runs, and the quickest run's total): "
+        "import sas.runtime + Shield(...) set-up, all monitors, no manifest"
     )
     print(
-        f"  {'before the import':<36} {'sink':<7} {'import':>9} {'set-up':>9} {'total':>9}  gc runs (full)  one full gc"
+        f"  {'before the import':<36} {'sink':<7} {'import':>9} {'set-up':>9} {'total':>9} {'quickest':>9}"
+        "  gc runs (full)  one full gc"
     )
     cases = [
         ("nothing (bare interpreter)", False, False),
@@ -185,7 +188,8 @@ def cold_start_report(scratch: str) -> None:
             crypto = "  (imported cryptography!)" if r["cryptography"] else ""
             print(
                 f"  {label:<36} {sink:<7} {r['import_ms']:>7.1f}ms {r['setup_ms']:>7.1f}ms "
-                f"{r['import_ms'] + r['setup_ms']:>7.1f}ms  {r['collections']:>7.0f} ({r['full']:.0f})"
+                f"{r['import_ms'] + r['setup_ms']:>7.1f}ms {r['best_ms']:>7.1f}ms "
+                f" {r['collections']:>7.0f} ({r['full']:.0f})"
                 f"  {r['full_gc_ms']:>8.1f}ms{crypto}"
             )
     print(
