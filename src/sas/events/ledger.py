@@ -233,13 +233,7 @@ class LedgerWriter(Sink):
                 )
                 alone = sub.written == sub.count  # nothing else waits to be written
                 sub.buf += line
-                sub.count += 1
-                sub.seq += 1
-                now = self._clock()
-                if sub.due == _NEVER:
-                    sub.due = now + self.checkpoint_seconds
-                if sub.seq >= sub.next_checkpoint or now >= sub.due:
-                    self._checkpoint(sub)
+                if self._appended(sub):
                     alone = False  # the checkpoint wrote it, and may have left the store to flush
                 if not flush:  # the end of the invocation too: one lock and one call for the Shield's last step
                     return
@@ -283,8 +277,8 @@ class LedgerWriter(Sink):
         self._only = sub if len(self._logs) == 1 else None
         return sub
 
-    def _appended(self, sub: _SubLog) -> None:
-        """Count the entry just added to ``sub.buf``; sign when a checkpoint is due."""
+    def _appended(self, sub: _SubLog) -> bool:
+        """Count the entry just added to ``sub.buf``; sign when a checkpoint is due (then True)."""
         sub.count += 1
         sub.seq += 1
         now = self._clock()
@@ -292,6 +286,8 @@ class LedgerWriter(Sink):
             sub.due = now + self.checkpoint_seconds
         if sub.seq >= sub.next_checkpoint or now >= sub.due:
             self._checkpoint(sub)
+            return True
+        return False
 
     def flush(self) -> None:
         """End of invocation: store what is buffered, and sign it if the oldest unsigned event is old enough."""
