@@ -99,6 +99,11 @@ def test_fast_encoding_is_byte_identical_to_sorting_the_whole_record() -> None:
         {3: "int key", "2": "str key", "nan": float("nan"), "inf": float("-inf")},
         {"big": 2**70, "tuple": (1, 2), "set_like": frozenset({1})},  # beyond orjson: the stdlib path
         {"detections": ["model-extraction"], "duration_ms": 1.5, "sdk_calls": ["sts:AssumeRole"], "size": 3},
+        # the invocation summary's usual two details (encoded in one orjson call), in either order
+        {"duration_ms": 1.5, "size": 3},
+        {"size": 3, "duration_ms": 0.001},
+        {"duration_ms": float("nan"), "size": 0},
+        {"duration_ms": 2, "size": 3.0},  # not the usual types: the general path
     ]
     for details in shapes:
         e = event(details=details)
