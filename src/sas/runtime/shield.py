@@ -75,12 +75,19 @@ class _Invocation:
     def __init__(self, ctx: RequestContext, start: float) -> None:
         self.ctx = ctx
         self.start = start
-        self.verdict = Verdict.ALLOW
+        self.verdict = _ALLOW
         self.detections: list[str] | None = None
         self.blocked_status = 0
 
 
 _RANK = {Verdict.ALLOW: 0, Verdict.ALERT: 1, Verdict.BLOCK: 2}
+# Read on every request, so held here: on Python 3.11 ``Verdict.ALLOW`` goes through the enum metaclass's
+# __getattr__ hook, and ``IN_FLIGHT.set`` makes a bound method per call
+_ALLOW = Verdict.ALLOW
+_ALERT = Verdict.ALERT
+_in_flight_get = IN_FLIGHT.get
+_in_flight_set = IN_FLIGHT.set
+_in_flight_reset = IN_FLIGHT.reset
 # Violations the process policy can stop; the others (residue, tampering found at init) are alerts.
 _BLOCKABLE = frozenset(
     {"egress", "subprocess", "file-write", "dynamic-code", "native-code", "pickle-global", "audit-hook", "sdk-call"}
@@ -394,7 +401,7 @@ class Shield:
         object and attribute dictionary it touches costs a memory access (``benchmarks/cache_lines.py``).
         """
         inv = _Invocation(ctx, _clock())
-        token = IN_FLIGHT.set(inv)
+        token = _in_flight_set(inv)
         self.counts["invocations"] += 1
         contamination = self._contamination
         try:
@@ -423,7 +430,7 @@ class Shield:
             try:
                 self._finish(inv, contamination)
             finally:
-                IN_FLIGHT.reset(token)
+                _in_flight_reset(token)
 
     def _finish(self, inv: _Invocation, contamination: ContaminationMonitor | None) -> None:
         extra: dict[str, Any] | None = None
@@ -439,9 +446,10 @@ class Shield:
             sink.flush()
             return
         ctx = inv.ctx
-        # milliseconds to the microsecond: round() to a whole number then a division, not round(x, 3), which
-        # formats the float as a string and parses it back
-        details: dict[str, Any] = {"duration_ms": round((_clock() - inv.start) * 1e6) / 1000.0, "size": ctx.size}
+        # milliseconds to the microsecond, as whole microseconds divided: round(x, 3) formats the float as a string
+        # and parses it back, and round() looks up a bound __round__
+        micros = int((_clock() - inv.start) * 1e6 + 0.5)
+        details: dict[str, Any] = {"duration_ms": micros / 1000.0, "size": ctx.size}
         if inv.detections:
             details["detections"] = inv.detections
         if inv.blocked_status:
@@ -498,7 +506,7 @@ class Shield:
 
         @functools.wraps(predict)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            inv = IN_FLIGHT.get()
+            inv = _in_flight_get()
             ctx = None if inv is None else inv.ctx
             inputs = args[0] if args else next(iter(kwargs.values()), None)
             for detector in self._on_model_input:
@@ -511,7 +519,7 @@ class Shield:
                 if detection is not None and self._judge(detection, ctx):
                     raise RequestBlocked(detection)
                 # enforce mode: a suspicious (alerted, not blocked) client gets a degraded answer
-                if detection is not None and detection.verdict is Verdict.ALERT and self.policy.enforce:
+                if detection is not None and detection.verdict is _ALERT and self.policy.enforce:
                     degrade = getattr(detector, "degrade", None)
                     if degrade is not None:
                         outputs = degrade(outputs)

@@ -152,20 +152,22 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
         method = http.get("method")
         if type(method) is not str or method not in _METHODS:
             method = _str(method).upper()
+        # positional: a class called with keywords packs them into a dictionary and unpacks it again
         return RequestContext(
-            request_id=request_id or _get(rc, "requestId") or uuid.uuid4().hex,
-            client_id=client,
-            client_source=source,
-            source_ip=ip,
-            platform="aws",
-            function=function,
-            instance_id=instance,
-            body=body,
-            size=len(body),
-            method=method,
-            path=path if type(path) is str else _str(path),
-            kind=_v2_kind(rc.get("domainName")),
-            headers=headers,
+            request_id or _get(rc, "requestId") or uuid.uuid4().hex,  # request_id
+            client,  # client_id
+            "aws",  # platform
+            function,
+            instance,  # instance_id
+            body,
+            None,  # payload
+            len(body),  # size
+            source,  # client_source
+            ip,  # source_ip
+            method,
+            path if type(path) is str else _str(path),
+            _v2_kind(rc.get("domainName")),  # kind
+            headers,
         )
     kind = event_kind(event)
     if kind == "direct":
