@@ -118,3 +118,22 @@ def test_benign_invocations_are_quiet(tmp_path: Path) -> None:
     for _ in range(3):
         run(shield, lambda e, c: json.dumps({"t": time.time()}))
     assert [e for e in events(shield) if e["verdict"] != "allow"] == []
+
+
+def test_patched_method_of_a_watched_class(tmp_path: Path) -> None:
+    """Class-owned entries (checked through getattr) as well as module functions (checked in the module's dict)."""
+    import socket
+
+    shield = make_shield(tmp_path, mode="monitor")
+    original = socket.socket.connect
+
+    def patch(event: Any, context: Any) -> str:
+        socket.socket.connect = lambda self, address: original(self, address)  # type: ignore[method-assign]
+        return "ok"
+
+    try:
+        run(shield, patch)
+    finally:
+        del socket.socket.connect  # the class's own attribute; the inherited method shows again
+    [event] = events(shield, "patched-function")
+    assert event["details"]["replaced"] == ["socket.socket.connect"]

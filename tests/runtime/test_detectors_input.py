@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from sas.runtime.detectors.input_validation import SchemaError, validate_features
+from sas.runtime.detectors.input_validation import SchemaError, _non_finite, validate_features
 from sas.runtime.policy import InputSchema
 
 SCHEMA = InputSchema(field="features", shape=(-1, 3), dtype="number", min=(0.0,), max=(10.0, 10.0, 1.0))
@@ -66,3 +67,28 @@ def test_finite_features_whose_sum_overflows_are_accepted() -> None:
     validate_features({"x": [1e308, 1e308, 5.0]}, InputSchema(field="x", shape=(3,)))
     with pytest.raises(SchemaError, match="feature 2 is NaN"):
         validate_features({"x": [1e308, 1e308, math.nan]}, InputSchema(field="x", shape=(3,)))
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((1, 4)),
+        np.array([[1.0, np.nan]]),
+        np.array([[1e308, 1e308]]),  # finite values whose sum overflows
+        np.array([[1e308, np.inf]]),
+        np.array([[1.0], [np.nan]]),
+        np.zeros(3, dtype=np.float32),
+        np.array([np.nan], dtype=np.float16),
+        np.array([-np.inf], dtype=np.float32),
+        np.zeros((2, 2, 2)),
+        np.array([[[np.inf]]]),
+        np.zeros((0, 3)),
+        np.array([[1.0, np.nan]], dtype=np.longdouble),  # wider than a double: the ufunc path
+        np.full((80, 80), 1.0),  # beyond the small-array path
+        np.arange(6).reshape(2, 3),  # integers: never NaN
+        np.array([[1 + 1j, complex(np.nan, 0)]]),
+    ],
+)
+def test_model_input_nan_check_agrees_with_numpy(array: np.ndarray) -> None:
+    expected = array.dtype.kind in "fc" and not bool(np.isfinite(array).all())
+    assert _non_finite(array) == expected

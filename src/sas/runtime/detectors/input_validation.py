@@ -167,7 +167,13 @@ def _non_finite(inputs: Any) -> bool:
     if np is not None and isinstance(inputs, np.ndarray):
         dtype = inputs.dtype
         if dtype.char in _DOUBLE_OR_NARROWER and inputs.size <= _SMALL_ARRAY:  # tolist() makes Python floats
-            values = inputs.ravel().tolist()
+            ndim = inputs.ndim
+            if ndim == 2:  # a batch of rows, the usual model input: no flattened copy (ravel) to make
+                rows = inputs.tolist()
+                if math.isfinite(sum(map(sum, rows))):
+                    return False
+                return not all(map(math.isfinite, itertools.chain.from_iterable(rows)))
+            values = inputs.ravel().tolist() if ndim != 1 else inputs.tolist()
             return not (math.isfinite(sum(values)) or all(map(math.isfinite, values)))
         if dtype.kind not in "fc":
             return False
