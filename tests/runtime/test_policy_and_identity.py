@@ -228,3 +228,40 @@ def test_http_api_identity_fast_path_follows_the_configured_order(
     expected, _ = client_identity(shield.policy, source_ip=client_ip(source_ip, "", ()))
     assert ctx.client_id == expected
     shield.close()
+
+
+def test_platform_header_classes_are_read_without_a_copy_and_in_any_case(tmp_path: Path) -> None:
+    """Azure's and Werkzeug's header classes find a name whatever its case: the adapters ask them directly
+    (no lower-cased copy per request) and the record still reads like lower-cased headers."""
+    import azure.functions as func
+    from inprocess import make_shield
+    from werkzeug.datastructures import EnvironHeaders
+    from werkzeug.test import EnvironBuilder
+
+    from sas.runtime.context import Headers, folds_case
+    from sas.runtime.platforms import azure
+
+    raw_azure = func.HttpRequest(
+        method="POST",
+        url="https://f.azurewebsites.net/api/predict?x=1",
+        headers={"X-Forwarded-For": "203.0.113.7:5555", "X-MS-Request-Id": "req-1"},
+        body=b"{}",
+    )
+    environ = EnvironBuilder(headers={"X-Forwarded-For": "198.51.100.1", "Function-Execution-Id": "e-1"}).get_environ()
+    assert folds_case(raw_azure.headers) and folds_case(EnvironHeaders(environ)) and not folds_case({"A": "b"})
+    for raw in (raw_azure.headers, EnvironHeaders(environ)):
+        headers = Headers(raw, folded=True)
+        assert headers.get("x-forwarded-for") in {"203.0.113.7:5555", "198.51.100.1"}
+        assert headers.get("absent", "-") == "-"
+        assert "x-forwarded-for" in headers and all(name == name.lower() for name in headers)
+    shield = make_shield(tmp_path)
+    try:
+        ctx = azure.build_context(shield, raw_azure, None, "f")
+    finally:
+        shield.close()
+    assert (ctx.client_id, ctx.request_id, ctx.path) == (
+        "ip:203.0.113.7",
+        "req-1",
+        "https://f.azurewebsites.net/api/predict",
+    )
+    assert dict(ctx.headers) == {"x-forwarded-for": "203.0.113.7:5555", "x-ms-request-id": "req-1"}

@@ -169,13 +169,17 @@ class Headers(Mapping[str, str]):
     """A request's headers with lower-case names and string values, converted on first use.
 
     Adapters hand the platform's own header mapping over as it is; most requests are never asked for a
-    header, so the copy is made only when one is. ``None`` values are dropped; a non-mapping reads as empty.
+    header, so the copy is made only when one is. ``None`` values are dropped; a non-mapping (other than a
+    platform header class, see :func:`folds_case`) reads as empty.
     """
 
-    __slots__ = ("_lowered", "_raw")
+    __slots__ = ("_folded", "_lowered", "_raw")
 
-    def __init__(self, raw: Any = None) -> None:
+    def __init__(self, raw: Any = None, *, folded: bool = False) -> None:
+        """``folded``: ``raw`` itself looks names up regardless of case (Azure's and Werkzeug's header classes,
+        see :func:`folds_case`), so :meth:`get` of one header asks it directly instead of copying them all."""
         self._raw = raw
+        self._folded = folded
         self._lowered: dict[str, str] | None = None
 
     def _dict(self) -> dict[str, str]:
@@ -183,7 +187,8 @@ class Headers(Mapping[str, str]):
         if lowered is None:
             raw = self._raw
             lowered = {}
-            if isinstance(raw, Mapping):
+            # Werkzeug's header classes have items() but are not registered as Mappings
+            if isinstance(raw, Mapping) or (self._folded and callable(getattr(raw, "items", None))):
                 lowered = {str(k).lower(): str(v) for k, v in raw.items() if v is not None}
             self._lowered = lowered
             self._raw = None
@@ -193,6 +198,9 @@ class Headers(Mapping[str, str]):
         return self._dict()[key]
 
     def get(self, key: str, default: Any = None) -> Any:
+        if self._folded and self._lowered is None:
+            value = self._raw.get(key)
+            return default if value is None else str(value)
         return self._dict().get(key, default)
 
     def __contains__(self, key: object) -> bool:
@@ -206,6 +214,20 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({self._dict()!r})"
+
+
+# Header classes that find a name whatever its case, by the module that defines them; decided once per class.
+_FOLDING_MODULES = ("azure.functions", "werkzeug.")
+_FOLDS: dict[type, bool] = {}
+
+
+def folds_case(raw: Any) -> bool:
+    """Whether ``raw`` is a platform header mapping known to look names up regardless of case."""
+    kind = type(raw)
+    folds = _FOLDS.get(kind)
+    if folds is None:
+        folds = _FOLDS[kind] = kind.__module__.startswith(_FOLDING_MODULES) and hasattr(raw, "get")
+    return folds
 
 
 class InFlight(Protocol):

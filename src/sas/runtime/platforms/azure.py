@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sas.runtime.context import RequestContext
+from sas.runtime.context import Headers, RequestContext, folds_case
 from sas.runtime.platforms.identity import client_identity, client_ip
 
 if TYPE_CHECKING:
@@ -33,7 +33,10 @@ def _is_http_request(obj: Any) -> bool:
 
 def build_context(shield: Shield, request: Any, context: Any, function: str) -> RequestContext:
     policy = shield.policy
-    headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
+    raw = request.headers
+    # Azure's header class finds a name whatever its case: the few headers read here are looked up in it, and
+    # the lower-cased copy is made only if a detector asks for more
+    headers = Headers(raw, folded=True) if folds_case(raw) else Headers(dict(raw))
     body = request.get_body() or b""
     # Azure's front end appends "client-ip:port" to X-Forwarded-For; the worker never sees the peer.
     ip = client_ip("", headers.get("x-forwarded-for", ""), policy.trusted_proxies, platform_appends=True)
@@ -44,20 +47,22 @@ def build_context(shield: Shield, request: Any, context: Any, function: str) -> 
         path = str(request.url).split("?", 1)[0]
     except (AttributeError, TypeError):
         path = ""
+    # positional: a class called with keywords packs them into a dictionary and unpacks it again
     return RequestContext(
-        request_id=invocation or headers.get("x-ms-request-id", "") or uuid.uuid4().hex,
-        client_id=client,
-        client_source=source,
-        source_ip=ip,
-        platform="azure",
-        function=function,
-        instance_id=shield.current_instance(),
-        body=bytes(body),
-        size=len(body),
-        method=str(request.method or "").upper(),
-        path=path,
-        kind="http",
-        headers=headers,
+        invocation or headers.get("x-ms-request-id", "") or uuid.uuid4().hex,  # request_id
+        client,  # client_id
+        "azure",  # platform
+        function,
+        shield.current_instance(),  # instance_id
+        bytes(body),
+        None,  # payload
+        len(body),  # size
+        source,  # client_source
+        ip,  # source_ip
+        str(request.method or "").upper(),  # method
+        path,
+        "http",  # kind
+        headers,
     )
 
 

@@ -17,10 +17,10 @@ import functools
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sas.runtime.context import RequestContext
+from sas.runtime.context import Headers, RequestContext, folds_case
 from sas.runtime.platforms.identity import client_identity, client_ip
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def is_cloud_event(obj: Any) -> bool:
     return hasattr(obj, "get_attributes") and hasattr(obj, "data")
 
 
-def _principal(headers: dict[str, str]) -> str:
+def _principal(headers: Mapping[str, str]) -> str:
     info = headers.get("x-apigateway-api-userinfo", "")
     if info:
         try:
@@ -48,7 +48,10 @@ def _principal(headers: dict[str, str]) -> str:
 
 def build_http_context(shield: Shield, request: Any) -> RequestContext:
     policy = shield.policy
-    headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
+    raw = request.headers
+    # Werkzeug's header class finds a name whatever its case: the few headers read here are looked up in it,
+    # and the lower-cased copy is made only if a detector asks for more
+    headers = Headers(raw, folded=True) if folds_case(raw) else Headers(dict(raw.items()))
     declared = request.content_length
     if declared is not None and declared > policy.max_body_bytes:
         body, size = b"", int(declared)
@@ -62,21 +65,23 @@ def build_http_context(shield: Shield, request: Any) -> RequestContext:
     ip = client_ip(peer, forwarded, policy.trusted_proxies, platform_appends=behind_gfe)
     principal = _principal(headers) if policy.trust_identity_headers else ""
     client, source = client_identity(policy, principal=principal, source_ip=ip)
-    trace = headers.get("x-cloud-trace-context", "").split("/", 1)[0]
+    request_id = headers.get("function-execution-id") or headers.get("x-cloud-trace-context", "").split("/", 1)[0]
+    # positional: a class called with keywords packs them into a dictionary and unpacks it again
     return RequestContext(
-        request_id=headers.get("function-execution-id") or trace or uuid.uuid4().hex,
-        client_id=client,
-        client_source=source,
-        source_ip=ip,
-        platform="gcp",
-        function=shield.function,
-        instance_id=shield.current_instance(),
-        body=body,
-        size=size,
-        method=str(request.method or "").upper(),
-        path=str(request.path or ""),
-        kind="http",
-        headers=headers,
+        request_id or uuid.uuid4().hex,
+        client,  # client_id
+        "gcp",  # platform
+        shield.function,
+        shield.current_instance(),  # instance_id
+        body,
+        None,  # payload
+        size,
+        source,  # client_source
+        ip,  # source_ip
+        str(request.method or "").upper(),  # method
+        str(request.path or ""),  # path
+        "http",  # kind
+        headers,
     )
 
 
