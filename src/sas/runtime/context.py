@@ -110,14 +110,18 @@ class RequestContext:
             value = self.payload
         elif not body:
             value = None
-        # orjson when it gives what json.loads would (see _loads), inline: every request with a schema comes here
+        # json.loads semantics, through orjson when it can. orjson accepts a strict subset of what the stdlib
+        # accepts (no NaN/Infinity tokens, no lone surrogates) and returns the same types for it, so whatever it
+        # refuses goes to the stdlib: the schema check still sees (and refuses) a NaN feature. Long integers
+        # take the stdlib too (_LONG_RUN above; find(), not ``in``: bytes.__contains__ first tries its operand
+        # as an integer, raising and formatting a TypeError inside).
         elif _fast_loads is not None and type(body) is bytes and body.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
             try:
                 value = _fast_loads(body)
             except ValueError:
-                value = _loads(body)
+                value = _stdlib_loads(body)
         else:
-            value = _loads(body)
+            value = _stdlib_loads(body)
         if value is INVALID_JSON and body is not None and not body.strip():  # only whitespace: an empty body
             value = None
         _set_json(self, value)
@@ -143,22 +147,9 @@ class RequestContext:
 ) = (RequestContext.__dict__[f.name].__set__ for f in fields(RequestContext))
 
 
-def _loads(body: bytes) -> Any:
-    """``json.loads`` semantics, through orjson when it can.
-
-    orjson accepts a strict subset of what the stdlib accepts (no ``NaN``/``Infinity`` tokens, no integers
-    beyond 64 bits, no lone surrogates) and returns the same types for it, so whatever it refuses goes to the
-    stdlib parser: the result is always what ``json.loads`` would give, and the schema check still sees (and
-    refuses) a ``NaN`` feature. Integers too long for 64 bits, which orjson would turn into floats, are left to
-    the stdlib as well.
-    """
-    # find(), not ``in``: bytes.__contains__ first tries the operand as an integer, and raises (and formats)
-    # a TypeError inside before it searches
-    if _fast_loads is not None and isinstance(body, bytes) and body.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
-        try:
-            return _fast_loads(body)
-        except ValueError:
-            pass
+def _stdlib_loads(body: bytes) -> Any:
+    """``json.loads``, with :data:`INVALID_JSON` for what does not parse: what :meth:`RequestContext.json`
+    falls back to when orjson cannot give the same answer."""
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
