@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sas.events.record import Verdict
-from sas.runtime.detectors.base import Detection, new_detection
+from sas.runtime.detectors.base import Detection
 from sas.runtime.shield import Shield
 from sas.taxonomy import Severity, Threat
 
@@ -94,9 +94,11 @@ def test_a_shielded_request_raises_no_audit_event(tmp_path: Path) -> None:
     assert events == []
 
 
-def test_new_detection_raises_no_audit_event() -> None:
+def test_building_a_detection_raises_no_audit_event() -> None:
+    """Not a mutable twin class retyped by ``__class__`` assignment (cheaper-looking, and once used): that
+    assignment raises the ``object.__setattr__`` audit event, a call of the Shield's hook per flagged request."""
     args = ("extraction", Threat.MODEL_EXTRACTION, Severity.HIGH, Verdict.BLOCK, 0.9, 403, "", "detection", {})
     with recording() as events:
-        made = new_detection(*args)  # type: ignore[arg-type]
-    assert made == Detection(*args)  # type: ignore[arg-type]
+        made = Detection(*args)  # type: ignore[arg-type]
+    assert type(made) is Detection
     assert events == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sas.events.record import Verdict
-from sas.runtime.detectors.base import Detection, new_detection
+from sas.runtime.detectors.base import Detection
 from sas.runtime.detectors.model_guard import COUNT_NAMES, GuardSettings, ModelGuard, _ledger, round3
 from sas.runtime.state.memory import MemoryState
 from sas.taxonomy import Severity, Threat
@@ -83,9 +83,14 @@ def test_the_ledger_copy_made_by_the_tests_is_the_rounded_assessment(digits) -> 
     assert flagged > 100
 
 
-def test_new_detection_equals_the_constructed_one() -> None:
+def test_detection_built_positionally_equals_the_keyword_one() -> None:
+    """The ML detectors build their records positionally (no keyword dictionary per flagged request)."""
     args = ("adversarial-probing", Threat.ADVERSARIAL_INPUT, Severity.HIGH, Verdict.BLOCK, 0.25, 403, "", "e", {"a": 1})
-    made, built = new_detection(*args), Detection(*args)
+    made = Detection(*args)
+    built = Detection(
+        detector=args[0], threat=args[1], severity=args[2], verdict=args[3], score=0.25, status=403, event="e",
+        details={"a": 1},
+    )  # fmt: skip
     assert type(made) is Detection and made == built and repr(made) == repr(built)
     assert made.public_reason == built.public_reason == "request refused"
     with pytest.raises(dataclasses.FrozenInstanceError):

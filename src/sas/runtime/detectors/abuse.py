@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from sas.events.record import Verdict
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.base import Detection, new_detection
+from sas.runtime.detectors.base import Detection
 from sas.runtime.detectors.extraction import GuardedDetector
 from sas.taxonomy import Severity, Threat
 
@@ -38,4 +38,4 @@ class AbuseDetector(GuardedDetector):
         scope = "client" if not a.client_allowed else "global"
         # suspect: on the slow bucket because of this assessment's level (what known_level now says)
         details = {"scope": scope, "rows": a.rows, "suspect": a.extraction_level > 0 or a.adversarial_level > 0}
-        return new_detection(self.name, self.threat, self.severity, _BLOCK, 1.0, 429, "", "rate-limited", details)
+        return Detection(self.name, self.threat, self.severity, _BLOCK, 1.0, 429, "", "rate-limited", details)

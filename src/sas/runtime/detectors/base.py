@@ -100,25 +100,6 @@ class Detection:
 ) = (Detection.__dict__[f.name].__set__ for f in fields(Detection))
 
 
-def new_detection(
-    detector: str,
-    threat: Threat,
-    severity: Severity,
-    verdict: Verdict,
-    score: float,
-    status: int,
-    reason: str,
-    event: str,
-    details: Mapping[str, Any],
-) -> Detection:
-    """``Detection(...)`` with every field given positionally (the ML detectors write one per flagged request).
-
-    Not a mutable twin class retyped by ``__class__`` assignment, which looks cheaper in isolation: that
-    assignment raises the ``object.__setattr__`` audit event, which calls the Shield's audit hook, a Python
-    function, on every flagged request."""
-    return Detection(detector, threat, severity, verdict, score, status, reason, event, details)
-
-
 class Detector:
     """Base class for request-level detectors; subclass and override the hooks you need.
 

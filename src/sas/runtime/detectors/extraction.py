@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from sas.events.record import Verdict
 from sas.runtime.context import RequestContext
-from sas.runtime.detectors.base import Detection, Detector, new_detection
+from sas.runtime.detectors.base import Detection, Detector
 from sas.runtime.detectors.model_guard import Assessment, ModelGuard, degrade_outputs, round3
 from sas.taxonomy import Severity, Threat
 
@@ -66,8 +66,8 @@ class GuardedDetector(Detector):
         if a.degraded:
             details["state_degraded"] = True
         if level == 2:
-            return new_detection(self.name, self.threat, _HIGH, _BLOCK, score, 403, "", event, details)
-        return new_detection(self.name, self.threat, _MEDIUM, _ALERT, score, 403, "", event, details)
+            return Detection(self.name, self.threat, _HIGH, _BLOCK, score, 403, "", event, details)
+        return Detection(self.name, self.threat, _MEDIUM, _ALERT, score, 403, "", event, details)
 
 
 class ExtractionDetector(GuardedDetector):
