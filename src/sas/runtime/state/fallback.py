@@ -39,15 +39,23 @@ class FallbackState(StateBackend):
     def degraded(self) -> bool:
         return self._down_since is not None
 
+    def _primary_due(self) -> bool:
+        """Whether to ask the shared store: it is up, or it has been down for ``retry_after``."""
+        return self._down_since is None or self._clock() - self._down_since >= self.retry_after
+
+    def _primary_lost(self, exc: StateError) -> None:
+        """Count the failure; the first of an outage is reported and starts it."""
+        self.failures += 1
+        if self._down_since is None and self.on_degrade is not None:
+            self.on_degrade(str(exc))
+        self._down_since = self._clock()
+
     def update(self, obs: Observation, now: float) -> StateView:
-        if self._down_since is None or self._clock() - self._down_since >= self.retry_after:
+        if self._primary_due():
             try:
                 view = self.primary.update(obs, now)
             except StateError as exc:
-                self.failures += 1
-                if self._down_since is None and self.on_degrade is not None:
-                    self.on_degrade(str(exc))
-                self._down_since = self._clock()
+                self._primary_lost(exc)
             else:
                 self._down_since = None
                 # keep local state warm for the next outage: a memory store mirrors the shared view (cheap,
@@ -95,14 +103,11 @@ class FallbackState(StateBackend):
             close_within,
             now,
         )
-        if self._down_since is None or self._clock() - self._down_since >= self.retry_after:
+        if self._primary_due():
             try:
                 view = self.primary.update_row(*args)
             except StateError as exc:
-                self.failures += 1
-                if self._down_since is None and self.on_degrade is not None:
-                    self.on_degrade(str(exc))
-                self._down_since = self._clock()
+                self._primary_lost(exc)
             else:
                 self._down_since = None
                 local = self.local
