@@ -246,14 +246,7 @@ class LedgerWriter(Sink):
                     self._flush_locked()
                     return
                 # _flush_locked's common case for one new line: hand it to the store as it is
-                first = sub.frontier.size + sub.written
-                sub.written = sub.count
-                sub.written_at = len(sub.buf)
-                try:
-                    self.store.write_entries(sub.origin, first, 1, line)
-                except Exception as exc:
-                    self._append_loss(sub, first, 1, exc)
-                    raise
+                self._write_entries(sub, line)
                 if sub.count >= HASH_BATCH:
                     sub.hash_all()
             except Exception as exc:  # a sink never raises into the handler
@@ -390,10 +383,13 @@ class LedgerWriter(Sink):
         self.store.write_meta(meta)
         self._meta_written = True
 
-    def _write_entries(self, sub: _SubLog) -> None:
+    def _write_entries(self, sub: _SubLog, last: bytes | None = None) -> None:
+        """Hand the lines of ``sub`` not written yet to the store (``last``: they are just that one line, as
+        encoded, so the buffer need not be sliced)."""
         first = sub.frontier.size + sub.written
         count = sub.count - sub.written
-        data = sub.buf[sub.written_at :]  # the new lines, as they are: one slice and one store call
+        # the new lines, as they are: one slice and one store call
+        data = sub.buf[sub.written_at :] if last is None else last
         sub.written = sub.count
         sub.written_at = len(sub.buf)
         try:
