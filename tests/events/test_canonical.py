@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -91,7 +92,7 @@ def test_fast_encoding_is_byte_identical_to_sorting_the_whole_record() -> None:
     """encode_fields writes the top level in order and sorts only details: it must equal a full sort."""
     import orjson
 
-    from sas.events.canonical import encode_fields
+    from sas.events.canonical import encode_fields, encode_summary, summary_runs
 
     shapes: list[dict[object, object]] = [
         {},
@@ -105,8 +106,11 @@ def test_fast_encoding_is_byte_identical_to_sorting_the_whole_record() -> None:
         {"duration_ms": float("nan"), "size": 0},
         {"duration_ms": 2, "size": 3.0},  # not the usual types: the general path
     ]
-    for details in shapes:
-        e = event(details=details)
+    summary_fields = dict(event="invocation", detector="shield", category="", threat="", severity="info")
+    # the summary's own fields too: a function, client and request id that need escaping
+    summary_fields |= dict(verdict=Verdict.ALLOW, function='fn "q" \u2028é', client_id="ip:::1", request_id="r\\1")
+    for details, kind in itertools.product(shapes, ("detection", "summary")):
+        e = event(details=details, **(summary_fields if kind == "summary" else {}))
         fields = (e.time, e.event, e.detector, e.category, e.threat, e.severity, e.verdict, e.request_id)
         line = encode_fields("o/f/i", 7, *fields, e.client_id, e.instance_id, e.function, e.platform, details)
         record = {"_sas_log": "o/f/i", "_sas_seq": 7, **e.to_dict(), "verdict": e.verdict}
@@ -117,3 +121,7 @@ def test_fast_encoding_is_byte_identical_to_sorting_the_whole_record() -> None:
         except TypeError:
             expected = _stdlib_dumps(record) + b"\n"
         assert line == expected, details
+        if kind == "summary":  # the invocation summary's own path (constant runs as fragments) gives the same bytes
+            runs = summary_runs(e.function, e.instance_id, e.platform)
+            args = (e.time, e.verdict, e.request_id, e.client_id, e.instance_id, details)
+            assert encode_summary("o/f/i", 7, runs, *args) == expected, details

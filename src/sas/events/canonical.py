@@ -125,6 +125,80 @@ def encode_line(event: RuntimeEvent, origin: str, seq: int) -> bytes:
     )
 
 
+# orjson (3.13) reserves room per key before it writes a dict and starts from a 4 KB buffer: a record with 14
+# or more top-level keys grows it to 8 KB on every call, copying the first 4 KB (~130 cache lines, a third of
+# the summary's cost after a model has evicted the caches). The invocation summary therefore hands orjson
+# its constant runs of fields as fragments, 10 keys in all (``summary_runs``, ``encode_summary``).
+_SUMMARY_TAIL: Any = None if _Fragment is None else _Fragment(b'"info","threat":""')  # severity, threat
+
+
+def summary_runs(function: str, instance_id: str, platform: str) -> tuple[str, str, Any]:
+    """What :func:`encode_summary` needs for one instance, made once: ``function`` and ``platform`` (to check
+    that the run still applies), and the run of fields from ``detector`` to ``platform``, encoded (the value of
+    ``detector`` followed by the four pairs after it) as an orjson fragment; ``None`` without fragments."""
+    run = None
+    if _Fragment is not None:
+        run = _Fragment(
+            b'"shield","event":"invocation","function":%b,"instance_id":%b,"platform":%b'
+            % (dumps(function), dumps(instance_id), dumps(platform))
+        )
+    return function, platform, run
+
+
+def encode_summary(
+    origin: str,
+    seq: int,
+    runs: tuple[str, str, Any],
+    time: float,
+    verdict: str,
+    request_id: str,
+    client_id: str,
+    instance_id: str,
+    details: Mapping[str, Any],
+) -> bytes:
+    """The line of an invocation summary (``event`` "invocation", ``detector`` "shield", ``severity`` "info") of
+    the function and platform that ``runs`` (:func:`summary_runs`) was made for: the same bytes as
+    :func:`encode_fields`, in one orjson call on 10 keys when the details are the usual two numbers."""
+    run = runs[2]
+    if run is not None and len(details) == 2:
+        duration, size = details.get("duration_ms"), details.get("size")
+        if type(duration) is float and type(size) is int and type(client_id) is str and type(request_id) is str:
+            data = _orjson.dumps(
+                {  # in sorted order, the constant runs as fragments
+                    LOG_KEY: origin,
+                    SEQ_KEY: seq,
+                    "category": "",
+                    "client_id": client_id,
+                    "details": {"duration_ms": duration, "size": size},
+                    "detector": run,  # through "platform"
+                    "request_id": request_id,
+                    "severity": _SUMMARY_TAIL,  # and "threat"
+                    "time": time,
+                    "verdict": verdict,
+                },
+                option=_UNSORTED_LINE_OPTION,
+            )
+            if len(data) <= MAX_ENTRY_BYTES + 1:
+                return data
+    return encode_fields(
+        origin,
+        seq,
+        time,
+        "invocation",
+        "shield",
+        "",
+        "",
+        "info",
+        verdict,
+        request_id,
+        client_id,
+        instance_id,
+        runs[0],
+        runs[1],
+        details,
+    )
+
+
 def encode_fields(
     origin: str,
     seq: int,

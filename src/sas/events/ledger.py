@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sas.config import ENV
 from sas.errors import ConfigError
-from sas.events.canonical import encode_fields, encode_line, safe_origin
+from sas.events.canonical import encode_line, encode_summary, safe_origin, summary_runs
 from sas.events.merkle import Frontier, leaf_hashes
 from sas.events.record import RuntimeEvent, Verdict
 from sas.events.sink import Sink
@@ -82,8 +82,8 @@ class _SubLog:
         "origin",
         "seq",
         "signed",
+        "summary_runs",
         "written",
-        "written_at",
     )
 
     def __init__(self, origin: str, function: str = "", instance_id: str = "", every: int = 1) -> None:
@@ -93,18 +93,19 @@ class _SubLog:
         self.seq = 0  # next sequence number
         # Entries not hashed yet, as the lines the store gets (each entry and a newline), and how many. A flush
         # hands the new lines to the store as they are; they are hashed later, many at once (one leaf per flush
-        # would cost more than the rest of the flush). One growing buffer rather than a list of bytes: keeping
-        # thousands of orjson results alive fragments malloc.
-        self.buf = bytearray()
+        # would cost more than the rest of the flush). A list of the encoded lines, not one growing buffer: each
+        # append to a bytearray of a few hundred lines copied ~3 KB on average through its reallocations, on every
+        # invocation; at most HASH_BATCH lines (and the events of one invocation) wait here.
+        self.buf: list[bytes] = []
         self.count = 0
         self.written = 0  # entries of ``buf`` already handed to the store
-        self.written_at = 0  # where the first of the others starts in ``buf``
         self.frontier = Frontier()  # covers every entry before ``buf`` (signed or not)
         self.signed = 0  # size of the last checkpoint
         self.next_checkpoint = every  # the sequence number that makes one due
         self.due = _NEVER  # when the oldest unsigned entry makes one due (clock time)
         self.anchored: str | None = None
         self.anchor_failed = False
+        self.summary_runs: tuple[str, str, Any] | None = None  # canonical.summary_runs, made on first use
 
     def unwritten(self) -> Batch | None:
         """The entries not yet handed to the store, as one batch (marked handed over)."""
@@ -114,21 +115,20 @@ class _SubLog:
         # process, one instance); the one-instance flush of every invocation never comes here
         from sas.events.store_records import Batch
 
-        data = bytes(self.buf[self.written_at : -1])  # a batch holds no final newline
+        data = b"".join(self.buf[self.written :])[:-1]  # a batch holds no final newline
         batch = Batch(self.origin, self.frontier.size + self.written, self.count - self.written, data)
         self.written = self.count
-        self.written_at = len(self.buf)
         return batch
 
     def hash_all(self) -> None:
         """Hash every entry of ``buf`` into the frontier (all of them written by now) and start a new buffer."""
         if self.count:
-            entries = bytes(self.buf).split(b"\n")  # JSON holds no raw newline: one per line
+            entries = b"".join(self.buf).split(b"\n")  # JSON holds no raw newline: one per line
             entries.pop()  # the empty string after the last newline
             self.frontier.extend(leaf_hashes(entries))
-        self.buf = bytearray()
+        self.buf = []
         self.count = 0
-        self.written = self.written_at = 0
+        self.written = 0
 
 
 class LedgerWriter(Sink):
@@ -186,7 +186,7 @@ class LedgerWriter(Sink):
         try:
             with self._lock:
                 sub = self._logs.get(event.instance_id) or self._sub(event.instance_id, event.function)
-                sub.buf += encode_line(event, sub.origin, sub.seq)
+                sub.buf.append(encode_line(event, sub.origin, sub.seq))
                 self._appended(sub)
         except Exception as exc:  # a sink never raises into the handler
             self._failed(exc)
@@ -214,25 +214,14 @@ class LedgerWriter(Sink):
                 sub = self._only
                 if sub is None or sub.instance_id != instance_id:
                     sub = self._logs.get(instance_id) or self._sub(instance_id, function)
-                line = encode_fields(
-                    sub.origin,
-                    sub.seq,
-                    time,
-                    "invocation",
-                    "shield",
-                    "",
-                    "",
-                    "info",
-                    verdict,
-                    request_id,
-                    client_id,
-                    instance_id,
-                    function,
-                    platform,
-                    details,
+                runs = sub.summary_runs
+                if runs is None or runs[0] != function or runs[1] != platform:
+                    runs = sub.summary_runs = summary_runs(function, instance_id, platform)
+                line = encode_summary(
+                    sub.origin, sub.seq, runs, time, verdict, request_id, client_id, instance_id, details
                 )
                 alone = sub.written == sub.count  # nothing else waits to be written
-                sub.buf += line
+                sub.buf.append(line)
                 if self._appended(sub):
                     alone = False  # the checkpoint wrote it, and may have left the store to flush
                 if not flush:  # the end of the invocation too: one lock and one call for the Shield's last step
@@ -389,9 +378,8 @@ class LedgerWriter(Sink):
         first = sub.frontier.size + sub.written
         count = sub.count - sub.written
         # the new lines, as they are: one slice and one store call
-        data = sub.buf[sub.written_at :] if last is None else last
+        data = b"".join(sub.buf[sub.written :]) if last is None else last
         sub.written = sub.count
-        sub.written_at = len(sub.buf)
         try:
             self.store.write_entries(sub.origin, first, count, data)
         except Exception as exc:
@@ -429,7 +417,7 @@ class LedgerWriter(Sink):
             platform="",
             details={"droppedRecords": count, "firstSeq": first_seq, "error": str(exc)[:200]},
         )
-        sub.buf += encode_line(event, sub.origin, sub.seq)
+        sub.buf.append(encode_line(event, sub.origin, sub.seq))
         sub.count += 1
         sub.seq += 1
 
