@@ -392,3 +392,37 @@ def test_invocation_summary_fast_path_writes_the_same_line_as_emit(tmp_path: Pat
     memory = MemorySink()
     memory.emit_invocation(**fields)  # type: ignore[arg-type]
     assert memory.events == [event]
+
+
+def test_invocation_summaries_of_alternating_functions_write_the_same_lines_as_emit(tmp_path: Path) -> None:
+    """The summary's constant fields are encoded once per function (an Azure app serves several functions from one
+    process): alternating functions, platforms and detail shapes must still give emit's lines, byte for byte."""
+    summaries = []
+    for i, (function, platform) in enumerate([("f", "aws"), ("g", "aws"), ("f", "aws"), ("f", "azure"), ("g", "aws")]):
+        details: dict[str, object] = {"duration_ms": 0.5 + i, "size": 10 * i}
+        if i == 2:
+            details["status"] = 403
+        summaries.append(
+            dict(
+                time=1_790_000_000.5 + i,
+                verdict=Verdict.ALLOW,
+                request_id=f"r-{i}",
+                client_id='ip:203.0.113.9 "quoted"',
+                instance_id="i-1",
+                function=function,
+                platform=platform,
+                details=details,
+            )
+        )
+    fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
+    for path in (fast, slow):
+        writer = LedgerWriter(JsonlStore(str(path)), checkpoint_every=100)
+        for fields in summaries:
+            if path is fast:
+                writer.emit_invocation(**fields)  # type: ignore[arg-type]
+            else:
+                extra = dict(event="invocation", detector="shield", category="", threat="", severity="info")
+                writer.emit(RuntimeEvent(**extra, **fields))  # type: ignore[arg-type]
+            writer.flush()
+    assert fast.read_bytes() == slow.read_bytes()
+    assert [r["function"] for r in records(fast)] == ["f", "g", "f", "f", "g"]

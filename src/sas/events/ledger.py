@@ -105,7 +105,7 @@ class _SubLog:
         self.due = _NEVER  # when the oldest unsigned entry makes one due (clock time)
         self.anchored: str | None = None
         self.anchor_failed = False
-        self.summary_runs: tuple[str, str, Any] | None = None  # canonical.summary_runs, made on first use
+        self.summary_runs: dict[str, tuple[str, str, Any]] = {}  # canonical.summary_runs by function, made on first use
 
     def unwritten(self) -> Batch | None:
         """The entries not yet handed to the store, as one batch (marked handed over)."""
@@ -214,9 +214,11 @@ class LedgerWriter(Sink):
                 sub = self._only
                 if sub is None or sub.instance_id != instance_id:
                     sub = self._logs.get(instance_id) or self._sub(instance_id, function)
-                runs = sub.summary_runs
-                if runs is None or runs[0] != function or runs[1] != platform:
-                    runs = sub.summary_runs = summary_runs(function, instance_id, platform)
+                runs = sub.summary_runs.get(function)
+                if runs is None or runs[1] != platform:
+                    runs = summary_runs(function, instance_id, platform)
+                    if len(sub.summary_runs) < 64:  # one per function served (an Azure app may have several)
+                        sub.summary_runs[function] = runs
                 line = encode_summary(
                     sub.origin, sub.seq, runs, time, verdict, request_id, client_id, instance_id, details
                 )
