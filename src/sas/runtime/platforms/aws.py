@@ -55,9 +55,14 @@ def _body(event: dict[str, Any]) -> bytes:
     if event.get("isBase64Encoded"):
         try:
             return base64.b64decode(raw)
-        except (ValueError, TypeError):
-            return str(raw).encode()
-    return raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else json.dumps(raw).encode()
+        except (ValueError, TypeError):  # not base64 after all (a lone surrogate is kept as the bytes it stands for)
+            return str(raw).encode("utf-8", "surrogatepass")
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    try:  # a direct invocation may send any JSON value as the body
+        return json.dumps(raw).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError, RecursionError):
+        return str(raw).encode("utf-8", "surrogatepass")
 
 
 def _get(mapping: Any, *path: str) -> str:
@@ -190,7 +195,8 @@ def build_context(shield: Shield, event: Any, context: Any) -> RequestContext:
     rc = event.get("requestContext") or {}
     raw_headers = event.get("headers")
     if not raw_headers and isinstance(event.get("multiValueHeaders"), dict):
-        raw_headers = {k: v[-1] for k, v in event["multiValueHeaders"].items() if v}
+        # the last value of each list, as API Gateway and the ALB do; a direct invocation may send anything
+        raw_headers = {k: v[-1] for k, v in event["multiValueHeaders"].items() if type(v) is list and v}
     # lower-cased on first use: no detector of ours reads headers, and X-Forwarded-For matters only behind
     # a trusted proxy (or an ALB, which appends the client's address to it)
     headers = Headers(raw_headers)
