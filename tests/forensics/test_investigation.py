@@ -156,3 +156,43 @@ def test_cli_verify_exit_1_names_the_first_bad_event(
     assert main(["forensics", "verify", str(path), "--pub", str(pub)]) == 1
     out = capsys.readouterr().out
     assert "TAMPERED: deleted; first bad event" in out
+
+
+@pytest.mark.parametrize("damage", ["none", "forged-unsigned-sub-log", "corrupted-last-checkpoint", "unsigned-tail"])
+def test_cli_verify_strict_fails_what_is_only_unverified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """Without --strict these are warnings (exit 0): a pipeline that must know every event is signed uses it."""
+    from ledgers import edit_lines, realistic_events, write_ledger
+
+    from sas.events.checkpoint import Signer
+
+    path = tmp_path / "l.jsonl"
+    # checkpoints every 40 events, flushes every 50: unclosed, the writer leaves 20 written events unsigned
+    # (kept referenced: a writer dropped unclosed is closed, and signs, when it is collected)
+    writer = write_ledger(
+        path, realistic_events(110, instances=1), Signer.generate(), every=40, close=damage != "unsigned-tail"
+    )
+    forged = b'{"_sas_log":"sas-ledger/f/forged","_sas_seq":0,"category":"","client_id":"x","details":{},'
+    forged += b'"detector":"shield","event":"invocation","function":"f","instance_id":"forged","platform":"aws",'
+    forged += b'"request_id":"r","severity":"info","threat":"","time":1.0,"verdict":"allow"}'
+
+    def damaged(lines: list[bytes]) -> list[bytes]:
+        if damage == "forged-unsigned-sub-log":
+            return [*lines[:3], forged, *lines[3:]]
+        if damage == "corrupted-last-checkpoint":
+            last = max(i for i, line in enumerate(lines) if line.startswith(b'{"_sas_checkpoint"'))
+            lines[last] = lines[last][:40] + b"\xff" + lines[last][41:]  # no longer valid UTF-8 JSON
+        return lines
+
+    edit_lines(path, damaged)
+    assert main(["forensics", "verify", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["forensics", "verify", str(path), "--strict"]) == (0 if damage == "none" else 1)
+    out = capsys.readouterr().out
+    assert ("INCOMPLETE (--strict)" in out) == (damage != "none")
+    assert main(["forensics", "verify", str(path), "--strict", "-f", "json"]) == (0 if damage == "none" else 1)
+    report = json.loads(capsys.readouterr().out)
+    assert report["complete"] == (damage == "none") and report["status"] == "ok"
+    assert report["unparsed_records"] == (1 if damage == "corrupted-last-checkpoint" else 0)
+    writer.close()

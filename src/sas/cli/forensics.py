@@ -2,8 +2,9 @@
 
 LEDGER is a sqlite or jsonl ledger, a captured log, or a folder of them (CloudWatch exports, .gz included).
 It may be omitted: then ``$SAS_LEDGER`` or ``[forensics] ledger`` of the configuration names it (a store spec
-such as ``sqlite:ledger.db`` is accepted as well as a path). Exit codes: 0 ok, 1 tampered (verify) or a proof
-that fails (check-proof), 2 unusable input.
+such as ``sqlite:ledger.db`` is accepted as well as a path). Exit codes: 0 ok, 1 tampered (verify; with
+``--strict`` also any event no signed checkpoint covers, or a record that does not parse) or a proof that
+fails (check-proof), 2 unusable input.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ def register(sub: Any) -> None:
     v.add_argument("--pub", metavar="KEY", help="public key (sas keygen .pub, or NAME+HASH+KEY); default: the ledger's")
     v.add_argument("--anchor", metavar="STORE", help="anchor store: sqlite:PATH or redis://HOST:PORT/DB")
     v.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    v.add_argument(
+        "--strict",
+        action="store_true",
+        help="also exit 1 unless every event is covered by a signed checkpoint and every record parses (a writer "
+        "killed before signing, a removed or corrupted checkpoint, an unsigned forged sub-log: each only a warning "
+        "otherwise)",
+    )
     v.set_defaults(handler=_verify)
 
     pr = fs.add_parser("prove", help="write a C2SP tlog-proof that one event is in a signed checkpoint")
@@ -158,7 +166,12 @@ def _verify(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(format_verify(report))
-    return EXIT_TAMPERED if report.tampered else EXIT_OK
+        if args.strict and not report.tampered and not report.complete:
+            sys.stdout.write(
+                f"INCOMPLETE (--strict): {report.verified_events} of {report.events} events verified, "
+                f"{report.unparsed} unparsed record(s)\n"
+            )
+    return EXIT_TAMPERED if report.tampered or (args.strict and not report.complete) else EXIT_OK
 
 
 def format_verify(report: Any) -> str:

@@ -92,10 +92,20 @@ class VerifyReport:
     keys: tuple[str, ...]
     key_source: str  # "given" | "ledger"
     anchor_checked: bool
+    unparsed: int = 0  # records that could not be parsed and were skipped
 
     @property
     def tampered(self) -> bool:
         return any(not p.explained for p in self.problems)
+
+    @property
+    def verified_events(self) -> int:
+        return sum(s.verified_size for s in self.logs)
+
+    @property
+    def complete(self) -> bool:
+        """Every event is covered by a signed checkpoint and every record parsed: nothing is merely unverified."""
+        return self.verified_events == self.events and not self.unparsed
 
     @property
     def first_problem(self) -> Problem | None:
@@ -111,7 +121,9 @@ class VerifyReport:
             "source": self.source,
             "status": "tampered" if self.tampered else "ok",
             "events": self.events,
-            "verified_events": sum(s.verified_size for s in self.logs),
+            "verified_events": self.verified_events,
+            "complete": self.complete,
+            "unparsed_records": self.unparsed,
             "kinds": list(self.kinds),
             "first_problem": None if self.first_problem is None else self.first_problem.to_dict(),
             "problems": [p.to_dict() for p in self.problems],
@@ -723,4 +735,5 @@ def verify_ledger(
         keys=tuple(str(k) for k in trusted),
         key_source=key_source,
         anchor_checked=anchor is not None,
+        unparsed=ledger.malformed,
     )
