@@ -422,3 +422,47 @@ def test_parallel_verification_still_names_tampering(
     mutate_entries(path, origin, lambda es: es[:3000] + es[3001:])
     first = check(path, built, anchor).first_problem
     assert first is not None and (first.kind, first.first_seq) == ("deleted", 3000)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("edit", "kind"),
+    [
+        ("none", None),
+        ("repeat", "inserted"),  # a bypass found by fuzzing: a repeated unsigned entry verified as one more event
+        ("drop-middle", "deleted"),
+        ("swap", "reordered"),
+        ("drop-newest", None),  # truncation of what no checkpoint covers: only an anchor or --strict sees it
+    ],
+)
+def test_entries_after_the_newest_checkpoint_must_follow_their_positions(
+    tmp_path: Path, fmt: str, edit: str, kind: str | None
+) -> None:
+    """A writer still running (or killed before close) leaves entries no checkpoint covers: they are unverified,
+    but a repeated, reordered or missing one among them is tampering all the same."""
+    from ledgers import realistic_events
+
+    signer = Signer.generate()
+    path = tmp_path / ("l.db" if fmt == "db" else "l.jsonl")
+    # checkpoints every 40 events, flushes every 50, never closed: entries 80..99 are written and unsigned
+    writer = write_ledger(path, realistic_events(110, instances=1), signer, every=40, close=False)
+    origin = first_origin(path) if fmt == "jsonl" else load_ledger(path).logs.popitem()[0]
+
+    def change(entries: list[bytes]) -> list[bytes]:
+        tail = entries[80:]
+        if edit == "repeat":
+            tail.insert(5, tail[4])
+        elif edit == "drop-middle":
+            del tail[7]
+        elif edit == "swap":
+            tail[3], tail[4] = tail[4], tail[3]
+        elif edit == "drop-newest":
+            tail.pop()
+        return entries[:80] + tail
+
+    mutate_entries(path, origin, change)
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert report.tampered == (kind is not None), report.problems
+    assert report.kinds == (() if kind is None else (kind,))
+    assert report.verified_events == 80 and not report.complete
+    writer.close()

@@ -72,14 +72,18 @@ class _Entries:
                 continue
             out: list[bytes] = []
             for chunk, run in log.runs:
-                data = cache.get(id(chunk))
-                if data is None:
-                    data = cache[id(chunk)] = chunk.read()
-                entries = run.entries(data)
-                if not chunk.stable and (len(entries) != run.n or pack_leaf_hashes(entries) != run.hashes):
-                    raise InputError(f"{self.source} changed while it was being read: read it again")
-                out.extend(entries)
+                out.extend(self.run_entries(chunk, run, cache))
             log._entries = out
+
+    def run_entries(self, chunk: Chunk, run: Run, cache: dict[int, bytes]) -> list[bytes]:
+        """The entries of one run, its chunk read once per ``cache`` and checked against what was hashed."""
+        data = cache.get(id(chunk))
+        if data is None:
+            data = cache[id(chunk)] = chunk.read()
+        entries = run.entries(data)
+        if not chunk.stable and (len(entries) != run.n or pack_leaf_hashes(entries) != run.hashes):
+            raise InputError(f"{self.source} changed while it was being read: read it again")
+        return entries
 
 
 @dataclass(slots=True)
@@ -104,6 +108,20 @@ class StoredLog:
             if self._entries is None:
                 self._entries = []
         return self._entries
+
+    def entries_from(self, start: int) -> list[bytes]:
+        """The stored entries from position ``start`` on, reading only the runs that hold them (the newest
+        entries of a large sub-log, without reading it all)."""
+        if self._entries is not None or self._reader is None:
+            return self.entries[start:]
+        out: list[bytes] = []
+        cache: dict[int, bytes] = {}
+        position = 0
+        for chunk, run in self.runs:
+            if position + run.n > start:
+                out.extend(self._reader.run_entries(chunk, run, cache)[max(0, start - position) :])
+            position += run.n
+        return out
 
     def leaf_hashes(self) -> bytes:
         """``H(0x00 || entry)`` of every entry in order, 32 bytes each, as computed while reading."""

@@ -317,6 +317,44 @@ def _fast_path(log: StoredLog, result: _LogResult) -> _GoodCheckpoint | None:
     return None
 
 
+def _unsigned_tail_problem(ctx: _Context, log: StoredLog, start: int) -> Problem | None:
+    """The entries after the newest checkpoint are not signed yet, but an honest writer gives each the sequence
+    number of its position: a repeated, reordered or missing one there is tampering no signature shows yet."""
+    if start >= log.count:
+        return None
+    tail = log.entries_from(start)
+    seqs = [-1 if found is None else found[1] for found in map(entry_origin_seq, tail)]
+    if seqs == list(range(start, start + len(seqs))):
+        return None
+    after = "after the newest checkpoint, so no signature covers it yet"
+    first = next(i for i, seq in enumerate(seqs) if seq != start + i)
+    position, seq = start + first, seqs[first]
+    if seq < 0:
+        return Problem("modified", log.origin, position, None, f"position {position} is not a ledger entry ({after})")
+    if len(set(seqs)) != len(seqs) or seq < start:
+        message = f"position {position} repeats event {seq} ({after}): events were inserted"
+        return Problem("inserted", log.origin, seq, None, message)
+    if sorted(seqs) == list(range(start, start + len(seqs))):
+        return Problem(
+            "reordered",
+            log.origin,
+            position,
+            None,
+            f"position {position} holds event {seq} where event {position} belongs ({after}): events were reordered",
+        )
+    missing = seq - position
+    explained = ctx.explains(log.origin, _entry_time(tail[first - 1]) if first else None, missing)
+    what = "a gap the platform reported (logs dropped)" if explained else "events missing"
+    return Problem(
+        "dropped" if explained else "deleted",
+        log.origin,
+        position,
+        seq - 1,
+        f"{missing} event(s) {position}..{seq - 1} are absent ({after}): {what}",
+        explained,
+    )
+
+
 def _seqs(log: StoredLog) -> list[int]:
     out: list[int] = []
     for entry in log.entries:
@@ -552,6 +590,9 @@ def _verify_log(ctx: _Context, log: StoredLog, result: _LogResult) -> None:
         return
     mismatch = _fast_path(log, result)
     if mismatch is None:
+        problem = _unsigned_tail_problem(ctx, log, result.verified_size)
+        if problem is not None:
+            result.problems.append(problem)
         return
     result.hashes = hashing.unpack(log.leaf_hashes())  # diagnosis works leaf by leaf
     seqs = _seqs(log)
