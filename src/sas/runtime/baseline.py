@@ -17,8 +17,8 @@ the guarded model already imports numpy.
 from __future__ import annotations
 
 import json
+import math
 import os
-import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -115,16 +115,21 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             meta = json.loads(str(data["meta"]))
     except FileNotFoundError as exc:
         raise BaselineError(f"baseline file not found: {path}") from exc
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise BaselineError(f"cannot read baseline {path}: {exc}") from exc
+    except Exception as exc:
+        # a damaged file fails deep inside zipfile and numpy, with many types: TokenError or TypeError from a
+        # garbled .npy header, NotImplementedError for an unknown compression method
+        raise BaselineError(f"cannot read baseline {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BaselineError(f"{path} is not a {FORMAT} baseline")
-    d = arrays["mean"].shape[0]
-    if arrays["whiten"].shape != (d, d) or arrays["lo"].shape != (d,) or arrays["hi"].shape != (d,):
+    d = arrays["mean"].shape[0] if arrays["mean"].ndim == 1 else -1
+    if d < 1 or arrays["whiten"].shape != (d, d) or arrays["lo"].shape != (d,) or arrays["hi"].shape != (d,):
         raise BaselineError(f"{path}: inconsistent array shapes")
+    # a NaN or an infinity in a baseline disables the detectors that compare with it (every comparison is false)
+    if not all(bool(np.isfinite(a).all()) for a in arrays.values()):
+        raise BaselineError(f"{path}: the baseline holds NaN or infinite values")
     try:
         signals = {str(k): Signal(float(v["p0"]), float(v["p1"])) for k, v in meta.get("signals", {}).items()}
-        return Baseline(
+        baseline = Baseline(
             mean=arrays["mean"],
             whiten=arrays["whiten"],
             lo=arrays["lo"],
@@ -144,8 +149,14 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             n_calibration=int(meta.get("n_calibration", 0)),
             notes=dict(meta.get("notes", {})),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BaselineError(f"{path}: malformed baseline metadata ({exc})") from exc
+    scalars = [baseline.ood_threshold, baseline.margin_threshold, baseline.close_threshold, baseline.lsh_width]
+    scalars += [baseline.extraction_alarm, baseline.adversarial_alarm, baseline.block_factor, baseline.target_fpr]
+    scalars += [p for signal in signals.values() for p in (signal.p0, signal.p1)]
+    if any(math.isnan(x) for x in scalars):  # infinity is a threshold never crossed; NaN makes every test false
+        raise BaselineError(f"{path}: malformed baseline metadata (NaN)")
+    return baseline
 
 
 def as_baseline(value: Any) -> Baseline:

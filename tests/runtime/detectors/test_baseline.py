@@ -55,3 +55,54 @@ def test_missing_file_and_too_little_data_are_user_errors(tmp_path: Path) -> Non
         fit_baseline(np.zeros((10, 3)))
     with pytest.raises(BaselineError, match="NaN"):
         fit_baseline(np.full((50, 3), np.nan))
+
+
+def _rewrite(src: Path, dest: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """Copy a baseline file, passing each member's bytes through ``change(name, data)``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, change(name, zin.read(name)))
+    return dest
+
+
+def test_garbled_npy_headers_and_unknown_compression_give_baseline_errors(digits, tmp_path: Path) -> None:
+    """Found by fuzzing: numpy's header parser raised TokenError/TypeError and zipfile NotImplementedError."""
+    garbled = _rewrite(
+        digits.path, tmp_path / "g.npz", lambda n, d: d.replace(b"), }", b"), (", 1) if n == "lo.npy" else d
+    )
+    with pytest.raises(BaselineError, match="cannot read"):
+        load_baseline(garbled)
+    raw = bytearray(digits.path.read_bytes())
+    at = raw.index(b"PK\x01\x02")  # the first member's central directory record
+    raw[at + 10 : at + 12] = (99).to_bytes(2, "little")  # its compression method: unknown
+    unknown = tmp_path / "u.npz"
+    unknown.write_bytes(bytes(raw))
+    with pytest.raises(BaselineError, match="cannot read"):
+        load_baseline(unknown)
+
+
+def test_a_baseline_holding_nan_is_refused_not_loaded(digits, tmp_path: Path) -> None:
+    """A NaN threshold or mean disables every comparison made with it: such a file is an error, not a baseline."""
+
+    def nan_mean(name: str, data: bytes) -> bytes:
+        if name != "mean.npy":
+            return data
+        buf = io.BytesIO()
+        mean = np.load(io.BytesIO(data))
+        mean[0] = np.nan
+        np.save(buf, mean)
+        return buf.getvalue()
+
+    with pytest.raises(BaselineError, match="NaN"):
+        load_baseline(_rewrite(digits.path, tmp_path / "m.npz", nan_mean))
+
+    def nan_threshold(name: str, data: bytes) -> bytes:
+        if name != "meta.npy":
+            return data
+        meta = str(np.load(io.BytesIO(data)))
+        buf = io.BytesIO()
+        np.save(buf, np.array(meta.replace('"ood_threshold": ', '"ood_threshold": NaN, "_was": ')))
+        return buf.getvalue()
+
+    with pytest.raises(BaselineError, match="NaN"):
+        load_baseline(_rewrite(digits.path, tmp_path / "t.npz", nan_threshold))
