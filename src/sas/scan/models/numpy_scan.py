@@ -24,7 +24,7 @@ from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
 from sas.scan.magic import Kind, sniff
 from sas.scan.models.pickle_scan import emit, policy_for, scan_stream
-from sas.scan.models.torch_scan import too_compressed
+from sas.scan.models.torch_scan import ZIP_OPEN_ERRORS, is_dir, too_compressed
 from sas.scan.rules import INCOMPLETE_FILE, rule
 from sas.taxonomy import Severity, Threat
 
@@ -179,10 +179,10 @@ class NumpyAnalyzer(Analyzer):
         with stream:
             try:
                 zf = zipfile.ZipFile(stream)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                return False
+            except ZIP_OPEN_ERRORS:
+                return False  # not a readable zip: the archive walker reports it
             with zf:
-                infos = [i for i in zf.infolist() if not i.is_dir()]
+                infos = [i for i in zf.infolist() if not is_dir(i)]
                 if not infos or not all(i.filename.endswith(".npy") for i in infos):
                     return False  # not a plain .npz: let the walker look inside
                 for info in infos:

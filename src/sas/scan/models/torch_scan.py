@@ -116,9 +116,26 @@ def too_compressed(info: zipfile.ZipInfo, limits: Limits | None) -> bool:
     return size > limits.ratio_floor and size > limits.max_ratio * max(info.compress_size, 1)
 
 
+# What zipfile raises on a damaged central directory: a version field it does not know raises
+# NotImplementedError, not BadZipFile.
+ZIP_OPEN_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+)
+
+
+def is_dir(info: zipfile.ZipInfo) -> bool:
+    """``ZipInfo.is_dir`` without its IndexError on a member whose directory entry has an empty name."""
+    return info.filename.endswith("/")
+
+
 def _members(zf: zipfile.ZipFile, prefix: str) -> Iterator[tuple[zipfile.ZipInfo, str]]:
     for info in zf.infolist():
-        if info.is_dir():
+        if is_dir(info):
             continue
         rel = info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
         yield info, rel
@@ -312,7 +329,7 @@ class TorchAnalyzer(Analyzer):
         with stream:
             try:
                 zf = zipfile.ZipFile(stream)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            except ZIP_OPEN_ERRORS:
                 return False  # not a readable zip: the archive walker reports it
             with zf:
                 prefix = _zip_layout(zf.namelist())
