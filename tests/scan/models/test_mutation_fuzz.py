@@ -11,6 +11,7 @@ from sas.scan.artifact import file_from_bytes
 from sas.scan.context import ScanContext
 from sas.scan.engine import scan
 from sas.scan.models.numpy_scan import NumpyAnalyzer
+from sas.taxonomy import Severity
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -44,3 +45,57 @@ def test_zip_member_with_empty_name_does_not_raise_in_npz_check() -> None:
     ctx = ScanContext()
     # not a plain .npz (a member is not .npy): left to the walker, not an IndexError from ZipInfo.is_dir
     assert NumpyAnalyzer().analyze(file_from_bytes(data, "weights.npz"), ctx) is False
+
+
+_SYSTEM_CALL = b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."
+
+
+def _damage_member_data(data: bytes, name: str, at: int = 0) -> bytes:
+    """Overwrite four bytes of ``name``'s stored or compressed data, ``at`` bytes in."""
+    out = bytearray(data)
+    start = out.find(b"PK\x03\x04")
+    while start >= 0:
+        name_len = int.from_bytes(out[start + 26 : start + 28], "little")
+        extra_len = int.from_bytes(out[start + 28 : start + 30], "little")
+        if out[start + 30 : start + 30 + name_len] == name.encode():
+            body = start + 30 + name_len + extra_len + at
+            out[body : body + 4] = b"\xff\xff\xff\xff"
+            return bytes(out)
+        start = out.find(b"PK\x03\x04", start + 4)
+    raise AssertionError(name)
+
+
+def _checkpoint_with_damaged_later_member(compress: int) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("archive/data.pkl", _SYSTEM_CALL)
+        archive.writestr("archive/version", b"3\n")
+        archive.writestr("archive/extra.pkl", b"\x80\x02}q\x00." * 50, compress_type=compress)
+    return _damage_member_data(buf.getvalue(), "archive/extra.pkl")
+
+
+def test_broken_deflate_in_torch_member_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_checkpoint_with_damaged_later_member(zipfile.ZIP_DEFLATED))  # zlib.error on read
+    found = {(f.rule_id, f.location.path) for f in scan(path).findings}
+    assert ("SAS-SCAN-001", "model.pt!archive/extra.pkl") in found
+
+
+def test_damaged_later_torch_member_does_not_hide_the_payload_before_it(tmp_path: Path) -> None:
+    for compress in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):  # a bad CRC-32, a broken deflate stream
+        path = tmp_path / "model.pt"
+        path.write_bytes(_checkpoint_with_damaged_later_member(compress))
+        critical = [f for f in scan(path).findings if f.severity is Severity.CRITICAL]
+        assert [f.location.path for f in critical] == ["model.pt!archive/data.pkl"], compress
+
+
+def test_broken_deflate_in_npz_member_is_reported_not_raised(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "x.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }" + bytes(32)
+        )
+    path = tmp_path / "arrays.npz"
+    path.write_bytes(_damage_member_data(buf.getvalue(), "x.npy"))
+    found = {(f.rule_id, f.location.path) for f in scan(path).findings}
+    assert ("SAS-SCAN-002", "arrays.npz!x.npy") in found

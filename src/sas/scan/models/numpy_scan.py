@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import re
 import zipfile
 from typing import IO
@@ -24,7 +25,7 @@ from sas.scan.context import ScanContext
 from sas.scan.findings import Component, Location, make_finding
 from sas.scan.magic import Kind, sniff
 from sas.scan.models.pickle_scan import emit, policy_for, scan_stream
-from sas.scan.models.torch_scan import ZIP_OPEN_ERRORS, is_dir, too_compressed
+from sas.scan.models.torch_scan import ZIP_OPEN_ERRORS, ZIP_READ_ERRORS, GuardedMember, is_dir, too_compressed
 from sas.scan.rules import INCOMPLETE_FILE, rule
 from sas.taxonomy import Severity, Threat
 
@@ -199,8 +200,12 @@ class NumpyAnalyzer(Analyzer):
                         continue
                     try:
                         with zf.open(info) as member:
-                            self._npy(member, member_path, info.file_size, ctx)
-                    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+                            # a damaged member reads as ending there, so a payload before the damage is still found
+                            guarded = GuardedMember(member)
+                            self._npy(io.BufferedReader(guarded), member_path, info.file_size, ctx)
+                        if guarded.error is not None:
+                            raise guarded.error
+                    except ZIP_READ_ERRORS as exc:
                         ctx.add(
                             make_finding(
                                 INCOMPLETE_FILE,

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import re
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import IO
 
@@ -126,6 +128,8 @@ ZIP_OPEN_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     NotImplementedError,
 )
+# ... and what reading a damaged member raises: a broken deflate stream, a member flagged as encrypted.
+ZIP_READ_ERRORS: tuple[type[Exception], ...] = (*ZIP_OPEN_ERRORS, RuntimeError, zlib.error, lzma.LZMAError)
 
 
 def is_dir(info: zipfile.ZipInfo) -> bool:
@@ -141,6 +145,11 @@ def _members(zf: zipfile.ZipFile, prefix: str) -> Iterator[tuple[zipfile.ZipInfo
         yield info, rel
 
 
+ZipReports = tuple[
+    list[tuple[str, PickleReport]], list[tuple[str, str, str, Severity]], list[str], list[tuple[str, str]]
+]
+
+
 def analyse_zip(
     zf: zipfile.ZipFile,
     prefix: str,
@@ -149,11 +158,13 @@ def analyse_zip(
     nesting: int,
     max_member: int,
     limits: Limits | None = None,
-) -> tuple[list[tuple[str, PickleReport]], list[tuple[str, str, str, Severity]], list[str]]:
-    """Pickle reports per member, TorchScript code hits (member, rule id, evidence, severity), oversize members."""
+) -> ZipReports:
+    """Pickle reports per member, TorchScript code hits (member, rule id, evidence, severity), oversize members,
+    and members that could not be read to their end (member, reason)."""
     reports: list[tuple[str, PickleReport]] = []
     code_hits: list[tuple[str, str, str, Severity]] = []
     oversize: list[str] = []
+    unreadable: list[tuple[str, str]] = []
     for info, rel in _members(zf, prefix):
         if _is_storage(rel):
             continue
@@ -162,19 +173,52 @@ def analyse_zip(
             if is_code or rel.endswith((".pkl", ".debug_pkl")):
                 oversize.append(info.filename)
             continue
-        with zf.open(info) as member:
+        try:
+            member = zf.open(info)
+        except ZIP_READ_ERRORS as exc:
+            unreadable.append((info.filename, f"{type(exc).__name__}: {exc}"))
+            continue
+        with member:
+            guarded = GuardedMember(member)
+            reader = io.BufferedReader(guarded)
             if is_code:
-                source = member.read(_CODE_CAP).decode("utf-8", "replace")
+                source = reader.read(_CODE_CAP).decode("utf-8", "replace")
                 code_hits.extend((info.filename, rid, ev, sev) for rid, ev, sev in _torchscript_hits(source))
-                continue
-            stream: IO[bytes] = member
-            if not rel.endswith((".pkl", ".debug_pkl")):
-                head = member.read(512)
-                if sniff(head) is not Kind.PICKLE:
-                    continue
-                stream = io.BufferedReader(_Prefixed(head, member))
-            reports.append((info.filename, scan_stream(stream, policy, torch_context=True, nesting=nesting)))
-    return reports, code_hits, oversize
+            else:
+                stream: IO[bytes] = reader
+                head = b""
+                if not rel.endswith((".pkl", ".debug_pkl")):
+                    head = reader.read(512)
+                    stream = io.BufferedReader(_Prefixed(head, reader))
+                if rel.endswith((".pkl", ".debug_pkl")) or sniff(head) is Kind.PICKLE:
+                    report = scan_stream(stream, policy, torch_context=True, nesting=nesting)
+                    reports.append((info.filename, report))
+            if guarded.error is not None:
+                unreadable.append((info.filename, f"{type(guarded.error).__name__}: {guarded.error}"))
+    return reports, code_hits, oversize, unreadable
+
+
+class GuardedMember(io.RawIOBase):
+    """A zip member whose damaged part reads as its end, so that what came before the damage is still judged
+    (dropping a whole checkpoint's findings for a corrupt later member would let damage hide a payload)."""
+
+    def __init__(self, member: IO[bytes]) -> None:
+        self._member = member
+        self.error: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.error is not None:
+            return 0
+        try:
+            data = self._member.read(len(buffer))
+        except ZIP_READ_ERRORS as exc:
+            self.error = exc
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class _Prefixed(io.RawIOBase):
@@ -227,13 +271,16 @@ def scan_zip_bytes(data: bytes, policy: PicklePolicy, *, nesting: int = 0) -> Pi
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             prefix = _zip_layout(zf.namelist()) or ""
-            reports, _code, _big = analyse_zip(zf, prefix, policy, nesting=nesting, max_member=len(data))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            reports, _code, _big, unreadable = analyse_zip(zf, prefix, policy, nesting=nesting, max_member=len(data))
+    except ZIP_OPEN_ERRORS as exc:
         out.error = f"embedded zip could not be read: {exc}"
         out.error_offset = 0
         return out
     out.nested.extend(reports)
     out.pickles = len(reports)
+    if unreadable:
+        out.error = "embedded zip member could not be read: " + "; ".join(f"{m}: {r}" for m, r in unreadable)
+        out.error_offset = 0
     return out
 
 
@@ -338,25 +385,23 @@ class TorchAnalyzer(Analyzer):
                 fmt = "torchscript" if any(n.startswith(prefix + "code/") for n in zf.namelist()) else "pytorch"
                 if fmt == "torchscript":
                     policy = policy.for_torchscript()
-                try:
-                    reports, code_hits, oversize = analyse_zip(
-                        zf,
-                        prefix,
-                        policy,
-                        nesting=0,
-                        max_member=ctx.settings.limits.max_file_bytes,
-                        limits=ctx.settings.limits,
-                    )
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+                reports, code_hits, oversize, unreadable = analyse_zip(
+                    zf,
+                    prefix,
+                    policy,
+                    nesting=0,
+                    max_member=ctx.settings.limits.max_file_bytes,
+                    limits=ctx.settings.limits,
+                )
+                for member, reason in unreadable:
                     ctx.add(
                         make_finding(
                             INCOMPLETE_MODEL,
-                            Location(file.path),
-                            f"torch checkpoint could not be read to the end: {exc}",
-                            evidence=type(exc).__name__,
+                            Location(f"{file.path}!{member}"),
+                            f"torch checkpoint member could not be read to the end: {reason}",
+                            evidence=reason.split(":", 1)[0],
                         )
                     )
-                    reports, code_hits, oversize = [], [], []
             digest, size = _sha256(stream)
         for member, report in reports:
             emit(report, ctx, f"{file.path}!{member}", what=f"{fmt} pickle")
