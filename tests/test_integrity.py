@@ -7,6 +7,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +290,27 @@ def test_integrity_imports_nothing_from_scan_runtime_or_cli() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["totals"].update(files=1),
+        lambda d: d["tool"].update(name="another-tool"),
+        lambda d: d["signer"].update(algorithm="none"),
+        lambda d: d.update(note="approved by security"),
+    ],
+    ids=["totals", "tool", "signer-algorithm", "added-field"],
+)
+def test_edits_to_fields_the_parser_does_not_read_break_the_signature(
+    tmp_path: Path, key: integrity.Ed25519PrivateKey, edit: Any
+) -> None:
+    """Found by fuzzing: the signature was checked over the document rebuilt from the fields read, so an edit to
+    any other field (what a person reads: totals, tool, signer) verified as signed."""
+    pkg = _package(tmp_path)
+    manifest = _build(pkg, key, tmp_path / "m.json")
+    doc = json.loads(manifest.read_bytes())
+    edit(doc)
+    manifest.write_bytes(integrity.canonical_json(doc))
+    report = verify_tree(pkg, manifest, key.public_key())
+    assert report.bad_signature and not report.ok

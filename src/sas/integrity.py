@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -100,6 +100,8 @@ class Manifest:
     scan_summary: Mapping[str, Any] | None = None
     public_key: str = ""  # raw Ed25519 public key, hex
     signature: str = ""  # base64
+    # the canonical bytes of the document read (without the signature); empty for a manifest built here
+    document: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def key_id(self) -> str:
@@ -133,7 +135,7 @@ class Manifest:
         }
 
     def signed_bytes(self) -> bytes:
-        return DOMAIN + canonical_json(self.payload())
+        return DOMAIN + (self.document or canonical_json(self.payload()))
 
     def to_bytes(self) -> bytes:
         doc = self.payload()
@@ -194,7 +196,9 @@ class Manifest:
         paths = [e.path for e in files]
         if len(set(paths)) != len(paths):
             raise ManifestError(f"{source}: malformed manifest: a path is listed twice")
-        return manifest
+        # the signature is checked over the document as written, every field of it (totals, tool, signer, any
+        # other): rebuilt from the fields read above, an edit to one that is not read would pass as signed
+        return replace(manifest, document=canonical_json({k: v for k, v in doc.items() if k != "signature"}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,8 +662,6 @@ def build_manifest(
 
 
 def _replace_signature(manifest: Manifest, signature: str) -> Manifest:
-    from dataclasses import replace
-
     return replace(manifest, signature=signature)
 
 
