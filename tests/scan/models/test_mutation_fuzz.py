@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -99,3 +100,19 @@ def test_broken_deflate_in_npz_member_is_reported_not_raised(tmp_path: Path) -> 
     path.write_bytes(_damage_member_data(buf.getvalue(), "x.npy"))
     found = {(f.rule_id, f.location.path) for f in scan(path).findings}
     assert ("SAS-SCAN-002", "arrays.npz!x.npy") in found
+
+
+def _safetensors(header: dict[str, object], data: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+def test_safetensors_shape_past_float_range_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    # 2**1100 elements: the size message divided it as a float (OverflowError); a thousand 4000-digit dims
+    # made the product itself slow to compute
+    for shape in ([2**1100], [10**4000] * 200):
+        path.write_bytes(_safetensors({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}}, bytes(4)))
+        (finding,) = scan(path).findings
+        assert finding.rule_id == "SAS-ST-002" and "needs more than" in finding.message
+        assert len(finding.message) < 500

@@ -218,16 +218,22 @@ class SafetensorsAnalyzer(Analyzer):
                 )
             )
             return None
-        elements = 1
-        for dim in shape:
-            elements *= dim
-        bits = elements * DTYPE_BITS[dtype]
+        # past this a size is wrong anyway: stop before a hostile shape grows a product past float range (or to
+        # many thousands of digits)
+        limit = max(8 * data_size, 1 << 64)
+        bits = 0 if 0 in shape else DTYPE_BITS[dtype]
+        for dim in shape if bits else ():
+            bits *= dim
+            if bits > limit:
+                break
         if bits % 8 or bits // 8 != end - begin:
+            needs = f"{bits / 8:g}" if bits <= limit else f"more than {limit // 8}"
+            shape_text = str(shape) if len(shape) <= 8 else f"{str(shape[:8])[:-1]}, ... ({len(shape)} dims)]"
             ctx.add(
                 make_finding(
                     BAD_OFFSETS,
                     file.path,
-                    f"tensor {name!r} of shape {shape} and dtype {dtype} needs {bits / 8:g} bytes "
+                    f"tensor {name!r} of shape {shape_text[:300]} and dtype {dtype} needs {needs} bytes "
                     f"but its offsets span {end - begin}",
                     evidence=f"{name}:{begin}-{end}",
                 )
