@@ -8,6 +8,8 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from sas.scan.artifact import file_from_bytes
 from sas.scan.context import ScanContext
 from sas.scan.engine import scan
@@ -116,3 +118,18 @@ def test_safetensors_shape_past_float_range_is_reported_not_raised(tmp_path: Pat
         (finding,) = scan(path).findings
         assert finding.rule_id == "SAS-ST-002" and "needs more than" in finding.message
         assert len(finding.message) < 500
+
+
+def _npy(descr: str, data: bytes) -> bytes:
+    header = ("{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }").ljust(117) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + data
+
+
+@pytest.mark.parametrize("descr", ["'object'", "'i4,O'", "{'xO': 1}", "['xO']", "('object', (2,))"])
+def test_npy_object_dtype_spelled_otherwise_is_still_scanned_as_pickle(tmp_path: Path, descr: str) -> None:
+    # np.load builds each of these into a dtype holding objects and so unpickles the data; the scanner only
+    # recognised the 'O' spelling and passed the payload as numeric data
+    path = tmp_path / "array.npy"
+    path.write_bytes(_npy(descr, _SYSTEM_CALL))
+    rules = {(f.rule_id, f.severity) for f in scan(path).findings}
+    assert ("SAS-PKL-001", Severity.CRITICAL) in rules and ("SAS-NPY-001", Severity.MEDIUM) in rules

@@ -45,6 +45,8 @@ MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 20  # numpy refuses headers over 10 000 bytes by default; we read a little further
 _PY2_LONG = re.compile(r"\b(\d+)L\b")
 _DESCR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)")
+# dtype.str of the dtypes without objects: bool, ints, floats, complex, bytes, str, void, datetime, timedelta
+_PLAIN_DESCR = re.compile(r"[<>|=]?(?:[?biufcSUVa]\d*|[Mm]8(?:\[\w+\])?)")
 
 
 class NpyHeaderError(ValueError):
@@ -84,14 +86,21 @@ def read_header(stream: IO[bytes]) -> tuple[dict[str, object], bytes]:
 
 
 def descr_has_object(descr: object, depth: int = 0) -> bool:
+    """True unless ``descr`` is a form numpy's writer uses for a dtype without Python objects. np.load unpickles
+    the data of any dtype holding one, and it accepts forms its writer never produces ('object', 'i4,O', a
+    dict or a list of 2-character strings naming fields), so anything not known to be plain counts as objects."""
     if depth > 32:
         return True  # absurd nesting: treat as unsafe
     if isinstance(descr, str):
-        m = _DESCR.match(descr)
-        return bool(m and m.group(1) == "O")
-    if isinstance(descr, list | tuple):
-        return any(descr_has_object(part, depth + 1) for part in descr)
-    return False
+        return _PLAIN_DESCR.fullmatch(descr) is None
+    if isinstance(descr, tuple):  # (descr, shape): a subarray
+        return len(descr) != 2 or descr_has_object(descr[0], depth + 1)
+    if isinstance(descr, list):  # structured: (name, descr) or (name, descr, shape) per field
+        return any(
+            not isinstance(field, tuple) or len(field) not in (2, 3) or descr_has_object(field[1], depth + 1)
+            for field in descr
+        )
+    return True
 
 
 def itemsize(descr: object) -> int | None:
