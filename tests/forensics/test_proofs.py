@@ -78,3 +78,28 @@ def test_cli_prove_then_check_proof(
     assert capsys.readouterr().out.startswith("OK: ")
     proof.write_text(proof.read_text().replace("index ", "index 1", 1))
     assert main(["forensics", "check-proof", str(proof), "--pub", str(pub)]) == 1
+
+
+@pytest.mark.parametrize("where", ["audit-path", "extra", "checkpoint-root", "checkpoint-signature"])
+def test_non_ascii_in_a_proofs_base64_is_malformed_not_raised(built: Built, ledger_and_ids, where: str) -> None:  # type: ignore[no-untyped-def]
+    """Found by fuzzing: base64.b64decode raises a plain ValueError (not binascii.Error) for a non-ASCII string,
+    which escaped check_proof and the checkpoint parser as a traceback."""
+    ledger, ids = ledger_and_ids
+    lines = make_proof(ledger, ids[1]).split("\n")
+    blank = lines.index("")
+    at = {"audit-path": 3, "extra": 1, "checkpoint-root": blank + 3, "checkpoint-signature": len(lines) - 2}[where]
+    lines[at] = lines[at][:-3] + "é" + lines[at][-2:]
+    result = check_proof("\n".join(lines), built.signer.verifier)
+    assert not result.ok and ("base64" in result.message or "malformed" in result.message), result.message
+
+
+def test_a_checkpoint_size_in_another_scripts_digits_is_malformed(built: Built, ledger_and_ids) -> None:  # type: ignore[no-untyped-def]
+    """str.isdigit() accepts Arabic-Indic digits and int() reads them: a size must be ASCII digits."""
+    from sas.events.checkpoint import NoteError, parse_checkpoint
+
+    ledger, ids = ledger_and_ids
+    lines = make_proof(ledger, ids[1]).split("\n")
+    size_line = lines.index("") + 2
+    lines[size_line] = "".join(chr(0x0660 + int(c)) for c in lines[size_line])
+    with pytest.raises(NoteError, match="malformed"):
+        parse_checkpoint("\n".join(lines[lines.index("") + 1 :]))

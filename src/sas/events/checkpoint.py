@@ -14,7 +14,6 @@ only when a key is used, so loading this module costs nothing at cold start.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ class VerifierKey:
         try:
             raw = base64.b64decode(b64, validate=True)
             wanted = bytes.fromhex(hex_id)
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error is one
             raise NoteError("verifier key is not valid hex/base64") from None
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise NoteError("verifier key is not an Ed25519 key")
@@ -188,11 +187,14 @@ def parse_checkpoint(text: str) -> SignedCheckpoint:
     if len(lines) < 4:
         raise NoteError("checkpoint body needs origin, size and root lines")
     origin, size_text, root_text = lines[0], lines[1], lines[2]
-    if not origin or not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    # ASCII digits only (str.isdigit also accepts other scripts' digits, which int() reads); b64decode raises a
+    # plain ValueError, not binascii.Error, for a non-ASCII string
+    size_ok = size_text.isascii() and size_text.isdigit() and (size_text == "0" or not size_text.startswith("0"))
+    if not origin or not size_ok:
         raise NoteError("checkpoint origin or size is malformed")
     try:
         root = base64.b64decode(root_text, validate=True)
-    except binascii.Error:
+    except ValueError:
         raise NoteError("checkpoint root is not base64") from None
     if len(root) != 32:
         raise NoteError("checkpoint root is not a SHA-256 hash")
@@ -205,7 +207,7 @@ def parse_checkpoint(text: str) -> SignedCheckpoint:
         name, _, b64 = line[len(SIG_PREFIX) :].partition(" ")
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error:
+        except ValueError:
             raise NoteError("signature is not base64") from None
         if len(raw) < 5:
             raise NoteError("signature too short")

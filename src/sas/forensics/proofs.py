@@ -11,7 +11,6 @@ checkpoint's origin and the proof's index, so a proof cannot be replayed for ano
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,11 +92,12 @@ def check_proof(text: str, key: VerifierKey, entry: bytes | None = None) -> Proo
         if i >= len(lines) or not lines[i].startswith("index "):
             return ProofResult(False, "malformed proof: missing index line")
         index_text = lines[i][6:]
-        if not index_text.isdigit() or (index_text != "0" and index_text.startswith("0")):
+        # ASCII digits only: str.isdigit also accepts other scripts' digits, which int() reads
+        if not (index_text.isascii() and index_text.isdigit()) or (index_text != "0" and index_text.startswith("0")):
             return ProofResult(False, "malformed proof: bad index")
         index = int(index_text)
         path = [base64.b64decode(h, validate=True) for h in lines[i + 1 :] if h]
-    except binascii.Error:
+    except ValueError:  # binascii.Error, and what b64decode raises for a non-ASCII string
         return ProofResult(False, "malformed proof: bad base64")
     data = entry if entry is not None else extra
     if data is None:
