@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 
 from sas.scan.artifact import file_from_bytes
@@ -133,3 +136,19 @@ def test_npy_object_dtype_spelled_otherwise_is_still_scanned_as_pickle(tmp_path:
     path.write_bytes(_npy(descr, _SYSTEM_CALL))
     rules = {(f.rule_id, f.severity) for f in scan(path).findings}
     assert ("SAS-PKL-001", Severity.CRITICAL) in rules and ("SAS-NPY-001", Severity.MEDIUM) in rules
+
+
+class _SystemCall:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, ("echo pwned",)
+
+
+@pytest.mark.parametrize("descr", [b"i4,O", b"object"])
+def test_joblib_object_array_with_otherwise_spelled_dtype_is_still_scanned(tmp_path: Path, descr: bytes) -> None:
+    # numpy builds an object-holding dtype from either, so joblib unpickles the array data; the scanner read
+    # "i4,O" as 4-byte ints (skipped the payload as raw data) and gave up on "object"
+    buf = io.BytesIO()
+    joblib.dump({"a": np.array([_SystemCall()], dtype=object)}, buf)
+    path = tmp_path / "model.joblib"
+    path.write_bytes(buf.getvalue().replace(b"\x8c\x02O8", b"\x8c" + bytes([len(descr)]) + descr, 1))
+    assert Severity.CRITICAL in {f.severity for f in scan(path).findings}

@@ -290,7 +290,7 @@ _VALID = frozenset(
     b"\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98BCGi"
 )
 
-_DTYPE_RE = re.compile(rb"^[<>|=]?([a-zA-Z?])(\d*)")
+_DTYPE_RE = re.compile(rb"[<>|=]?([a-zA-Z?])(\d*)(?:\[\w+\])?")  # whole descr: "i4,O" is not "i4"
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _TRACK_TRIGGERS = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype", "numpy._core.multiarray.dtype"})
 _UFUNC_RECONSTRUCT = frozenset({"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"})
@@ -1254,12 +1254,12 @@ def _dtype_size(dtype: object) -> tuple[int, bool] | None:
     args = dtype.args
     if not isinstance(args, tuple) or not args or not isinstance(args[0], bytes):
         return None
-    m = _DTYPE_RE.match(args[0])
-    if m is None:
-        return None
-    kind, digits = m.group(1), m.group(2)
+    m = _DTYPE_RE.fullmatch(args[0])
+    kind, digits = (m.group(1), m.group(2)) if m else (b"O", b"")
     state = dtype.state
     if kind == b"O":
+        # numpy also spells object-holding dtypes as "object", "i4,O" (a record with an object field) and so on;
+        # joblib then reads a pickle, which is what is checked here for anything but a plain single-kind descr
         return 8, True
     if kind in b"VSUa":
         elsize, has_object = -1, False
