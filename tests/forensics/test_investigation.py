@@ -75,6 +75,7 @@ def _ev(event: str, verdict: Verdict, details: dict[str, object], threat: str = 
         ("sdk-call", Verdict.ALLOW, {"operation": "iam:CreateUser"}, 6003),
         ("invocation", Verdict.ALLOW, {}, 6003),
         ("egress", Verdict.ALERT, {"target": "evil.example:4444"}, 2004),
+        ("egress", Verdict.ALLOW, {"target": "host:²"}, 4001),  # a digit int() refuses: int("²") raised
     ],
 )
 def test_ocsf_classes_carry_their_required_fields(

@@ -58,7 +58,7 @@ def _str(details: Mapping[str, Any], *keys: str) -> str:
 
 def _endpoint_from(target: str) -> dict[str, Any]:
     host, sep, port = target.rpartition(":")
-    if sep and port.isdigit():
+    if sep and port.isascii() and port.isdigit():  # int() fails on some digits isdigit() accepts ("²")
         return {"hostname": host.strip("[]"), "ip": host.strip("[]"), "port": int(port)}
     return {"hostname": target}
 

@@ -25,7 +25,7 @@ HEADER = "c2sp.org/tlog-proof@v1"
 
 def split_event_id(event_id: str) -> tuple[str, int]:
     origin, sep, seq = event_id.rpartition(":")
-    if not sep or not origin or not seq.isdigit():
+    if not sep or not origin or not (seq.isascii() and seq.isdigit()):
         raise InputError(f"event id {event_id!r} is not ORIGIN:SEQ (as printed by timeline, incidents and export)")
     return origin, int(seq)
 
