@@ -140,3 +140,28 @@ def test_losing_redis_degrades_to_local_state_without_failing() -> None:
 def test_unknown_backend_is_a_clear_error() -> None:
     with pytest.raises(StateError, match="unknown state backend"):
         open_state("mongodb://x")
+
+
+@pytest.mark.parametrize(
+    "damage", ['{"c": 5}', "not json", '{"c": {}, "b": [], "s": ["é"], "t": null, "ts": 0, "seen": 0}']
+)
+def test_a_damaged_sqlite_state_row_is_a_state_error_not_a_crash(tmp_path: Path, damage: str) -> None:
+    """Found by fuzzing: a row that does not parse raised KeyError/ValueError through the detectors into the
+    request; a StateError makes the detectors degrade as for an unreachable store."""
+    import sqlite3
+
+    from sas.runtime.state.base import StateError
+
+    path = tmp_path / "state.db"
+    state = SqliteState(str(path), window=60)
+    state.update(Observation("a", {"n": 1}, {"n": 1}), 1000.0)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE clients SET summary = ?", (damage,))
+    db.commit()
+    db.close()
+    with pytest.raises(StateError, match="not understood"):
+        state.update(Observation("a", {"n": 1}, {"n": 1}), 1001.0)
+    with pytest.raises(StateError, match="not understood"):
+        state.client_counters("a")
+    assert state.update(Observation("b", {"n": 1}, {"n": 1}), 1002.0).counters == {"n": 1.0}  # other rows still work
+    state.close()

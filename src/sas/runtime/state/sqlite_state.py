@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS buckets (win INTEGER NOT NULL, bucket TEXT NOT NULL, 
 """
 
 
+# what parsing a stored row raises when it is damaged (json, a missing key, a wrong type, bad base64)
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
 class SqliteState(StateBackend):
     name = "sqlite"
 
@@ -56,6 +60,8 @@ class SqliteState(StateBackend):
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StateError(f"sqlite update failed: {exc}") from exc
+        except _UNREADABLE as exc:  # a damaged row: degrade like an unreachable store, never fail the request
+            raise StateError(f"sqlite state row not understood: {exc!r}") from exc
         return view
 
     def _update(self, db: sqlite3.Connection, obs: Observation, now: float) -> StateView:
@@ -100,7 +106,10 @@ class SqliteState(StateBackend):
             row = self._db().execute("SELECT summary FROM clients WHERE client = ?", (client,)).fetchone()
         except sqlite3.Error as exc:
             raise StateError(f"sqlite read failed: {exc}") from exc
-        return ClientSummary.from_json(row[0]).counters if row else {}
+        try:
+            return ClientSummary.from_json(row[0]).counters if row else {}
+        except _UNREADABLE as exc:
+            raise StateError(f"sqlite state row not understood: {exc!r}") from exc
 
     def reset(self) -> None:
         db = self._db()
