@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -152,3 +153,25 @@ def test_joblib_object_array_with_otherwise_spelled_dtype_is_still_scanned(tmp_p
     path = tmp_path / "model.joblib"
     path.write_bytes(buf.getvalue().replace(b"\x8c\x02O8", b"\x8c" + bytes([len(descr)]) + descr, 1))
     assert Severity.CRITICAL in {f.severity for f in scan(path).findings}
+
+
+def _gguf_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf_with_templates(*pairs: tuple[str, str]) -> bytes:
+    kvs = b"".join(_gguf_string(key) + struct.pack("<I", 8) + _gguf_string(value) for key, value in pairs)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, len(pairs)) + kvs
+
+
+def test_gguf_repeated_chat_template_key_does_not_hide_the_first_copy(tmp_path: Path) -> None:
+    # the later copy replaced the earlier one, so a hostile template followed by a benign one under the same
+    # key passed clean; loaders that take the first copy render the hostile one
+    hostile = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+    benign = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    path = tmp_path / "model.gguf"
+    path.write_bytes(_gguf_with_templates(("tokenizer.chat_template", hostile), ("tokenizer.chat_template", benign)))
+    findings = scan(path).findings
+    assert Severity.CRITICAL in {f.severity for f in findings}
+    assert any(f.rule_id == "SAS-GGUF-004" and "repeated" in f.message for f in findings)

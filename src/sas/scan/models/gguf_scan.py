@@ -261,6 +261,10 @@ class GGUFAnalyzer(Analyzer):
                 raise GGUFFormatError(f"metadata key of {key_len} bytes at offset {cur.pos}")
             key = cur.take(key_len).decode("utf-8", "replace")
             vtype = cur.u32()
+            if "chat_template" in key and (key in out.templates or f"{key}[0]" in out.templates):
+                # loaders disagree on which copy wins (the first, the last, or a refusal): check every copy
+                out.problems.append(f"metadata key {key!r} is repeated at offset {cur.pos}")
+                key = f"{key}@{cur.pos}"
             if "chat_template" in key and vtype == STRING:
                 length = cur.string_length()
                 keep = min(length, MAX_TEMPLATE)
