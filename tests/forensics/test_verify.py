@@ -466,3 +466,26 @@ def test_entries_after_the_newest_checkpoint_must_follow_their_positions(
     assert report.kinds == (() if kind is None else (kind,))
     assert report.verified_events == 80 and not report.complete
     writer.close()
+
+
+@pytest.mark.parametrize("value", [2**62, -1, 1.5, 10**6])
+@pytest.mark.parametrize("column", ["checkpoints.frontier", "batches.data"])
+def test_a_number_stored_in_a_sqlite_ledgers_blob_column_is_damage_not_a_crash(
+    tmp_path: Path, column: str, value: float
+) -> None:
+    """Found by fuzzing: bytes(n) of a number where a blob belongs allocated n bytes (MemoryError for 2**62,
+    ValueError for -1, TypeError for 1.5) while loading; the row is now damage that verification reports."""
+    import sqlite3
+
+    from ledgers import realistic_events
+
+    signer = Signer.generate()
+    path = tmp_path / "l.db"
+    write_ledger(path, realistic_events(120, instances=1), signer, every=40)
+    table, name = column.split(".")
+    db = sqlite3.connect(path)
+    db.execute(f"UPDATE {table} SET {name} = ? WHERE id = (SELECT min(id) FROM {table})", (value,))
+    db.commit()
+    db.close()
+    report = verify_ledger(load_ledger(path), [signer.verifier])
+    assert report.tampered or report.unparsed or not report.complete

@@ -217,8 +217,10 @@ def _read_sqlite(path: str, size: int) -> _Part:
                 except ValueError:
                     part.malformed += 1
         for origin, note, frontier in db.execute("SELECT origin, note, frontier FROM checkpoints ORDER BY id"):
-            raw = bytes(frontier or b"")
-            nodes = tuple(raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32))
+            if not isinstance(frontier, bytes):  # bytes(n) of a number stored there would allocate n bytes
+                part.malformed += 1
+                continue
+            nodes = tuple(frontier[i : i + 32] for i in range(0, len(frontier) - len(frontier) % 32, 32))
             part.checkpoints.append((str(origin), str(note), nodes))
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path}: damaged SQLite ledger ({exc})") from None

@@ -428,8 +428,8 @@ class SqliteChunk(Chunk):
             while rows := cursor.fetchmany(want):
                 try:
                     group = b"\n".join(map(_FIRST, rows))  # in C: no Python code per row
-                except TypeError:  # a row stored as text
-                    group = b"\n".join(b.encode() if isinstance(b, str) else bytes(b) for (b,) in rows)
+                except TypeError:  # a row stored as text, or damaged: a number or NULL reads as no entries
+                    group = b"\n".join(_row_bytes(b) for (b,) in rows)
                 yield group
                 want = max(1, min(65536, BLOCK * len(rows) // max(len(group), 1)))
         except sqlite3.Error as exc:
@@ -443,6 +443,13 @@ class SqliteChunk(Chunk):
     def blocks(self) -> Iterator[list[bytes]]:
         for group in self._groups():
             yield group.split(b"\n")
+
+
+def _row_bytes(value: object) -> bytes:
+    """A batch row's data as bytes: text encoded; a number or NULL (a damaged row) as nothing, never bytes(n)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return value if isinstance(value, bytes) else b""
 
 
 MAX_DECOMPRESSED = 8 * 1024**3  # a gzip bomb stops here, not at the end of memory
