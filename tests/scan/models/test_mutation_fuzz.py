@@ -10,6 +10,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+import h5py
 import joblib
 import numpy as np
 import pytest
@@ -175,3 +176,20 @@ def test_gguf_repeated_chat_template_key_does_not_hide_the_first_copy(tmp_path: 
     findings = scan(path).findings
     assert Severity.CRITICAL in {f.severity for f in findings}
     assert any(f.rule_id == "SAS-GGUF-004" and "repeated" in f.message for f in findings)
+
+
+def test_hdf5_global_heap_with_zero_size_entry_is_reported_not_hung(tmp_path: Path) -> None:
+    # libhdf5 decodes the collection holding model_config in a loop that never advances past a free-space
+    # entry of size 0: reading the attribute hung the scan for ever, in C
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}})
+    data = bytearray(buf.getvalue())
+    heap = data.find(b"GCOL\x01\x00\x00\x00")
+    first_size = int.from_bytes(data[heap + 24 : heap + 32], "little")
+    after_first = heap + 16 + 16 + -(-first_size // 8) * 8
+    data[after_first : after_first + 16] = bytes(16)  # object index 0, size 0
+    path = tmp_path / "model.h5"
+    path.write_bytes(bytes(data))
+    (finding,) = scan(path).findings
+    assert finding.rule_id == "SAS-SCAN-001" and "global heap" in finding.message

@@ -29,7 +29,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from sas.config import section, string_list
 from sas.scan.analyzer import Analyzer
@@ -315,6 +315,10 @@ class KerasAnalyzer(Analyzer):
             return
         with file.open_seekable() as stream:
             size = stream_size(stream)
+            damage = damaged_global_heap(stream, size)
+            if damage is not None:
+                incomplete(ctx, file, "HDF5", f"not handed to libhdf5: {damage}", evidence="global heap")
+                return
             texts: dict[str, str] = {}
             try:
                 with h5py.File(stream, "r") as h5:
@@ -507,6 +511,71 @@ def bytecode_names(code: str) -> set[str]:
         else:
             i += 1
     return names
+
+
+_HEAP_SIGNATURE = b"GCOL"
+_MAX_HEAP = 64 * 1024 * 1024
+_SEARCH_CHUNK = 1 << 20
+
+
+def _align8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+def _size_of_lengths(stream: BinaryIO) -> int:
+    """The superblock's "size of lengths" (8 unless the file says otherwise)."""
+    stream.seek(0)
+    head = stream.read(16)
+    if not head.startswith(b"\x89HDF\r\n\x1a\n") or len(head) < 16:
+        return 8
+    width = head[14] if head[8] in (0, 1) else head[10]
+    return width if width in (2, 4, 8) else 8
+
+
+def damaged_global_heap(stream: BinaryIO, size: int) -> str | None:
+    """Why a global heap collection (where h5py keeps variable-length strings such as ``model_config``) would
+    stop libhdf5, or None. libhdf5 decodes a collection in a loop that never ends on a free-space entry of size 0
+    and walks out of the collection on an object larger than it; a mutated file did the former for ever, in C,
+    where no timeout reaches. So each collection is walked here first, the way libhdf5 walks it."""
+    lengths = _size_of_lengths(stream)
+    header = object_header = _align8(8 + lengths)
+    pos, carry = 0, b""
+    while pos < size:
+        stream.seek(pos)
+        chunk = carry + stream.read(_SEARCH_CHUNK)
+        base = pos - len(carry)
+        at = chunk.find(_HEAP_SIGNATURE)
+        while at >= 0:
+            problem = _walk_heap(stream, size, base + at, lengths, header, object_header)
+            if problem is not None:
+                return problem
+            at = chunk.find(_HEAP_SIGNATURE, at + 1)
+        pos += _SEARCH_CHUNK
+        carry = chunk[-(len(_HEAP_SIGNATURE) - 1) :]
+    return None
+
+
+def _walk_heap(stream: BinaryIO, size: int, start: int, lengths: int, header: int, object_header: int) -> str | None:
+    stream.seek(start)
+    head = stream.read(8 + lengths)
+    if len(head) < 8 + lengths or head[4] != 1 or head[5:8] != b"\0\0\0":
+        return None  # the four letters by chance (in weights, say), not a collection header
+    length = int.from_bytes(head[8:], "little")
+    if length < header or start + length > size:
+        return None  # libhdf5 refuses such a collection with an error
+    if length > _MAX_HEAP:
+        return f"global heap collection at byte {start} is {length} bytes, too large to check"
+    stream.seek(start)
+    body = stream.read(length)
+    p = header
+    while p + object_header <= length:
+        index = int.from_bytes(body[p : p + 2], "little")
+        object_size = int.from_bytes(body[p + 8 : p + 8 + lengths], "little")
+        need = object_header + _align8(object_size) if index else object_size
+        if need == 0 or need > length - p:
+            return f"global heap collection at byte {start} has an object of {object_size} bytes at +{p}"
+        p += need
+    return None
 
 
 def _read_member(archive: zipfile.ZipFile, name: str) -> bytes | None:
