@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import random
 import struct
 import zipfile
 from pathlib import Path
@@ -193,3 +194,108 @@ def test_hdf5_global_heap_with_zero_size_entry_is_reported_not_hung(tmp_path: Pa
     path.write_bytes(bytes(data))
     (finding,) = scan(path).findings
     assert finding.rule_id == "SAS-SCAN-001" and "global heap" in finding.message
+
+
+# --- a bounded, seeded mutation run over every model format ---
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _ld(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _seeds() -> dict[str, bytes]:
+    """One small valid (or valid and hostile) file per format, built here."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    seeds: dict[str, bytes] = {
+        "model.pkl": pickle.dumps({"w": [1.5, 2, "x"], "b": (b"yy", None)}, protocol=2),
+        "evil.pkl": _SYSTEM_CALL,
+    }
+    torch_zip = io.BytesIO()
+    with zipfile.ZipFile(torch_zip, "w") as archive:
+        archive.writestr("archive/data.pkl", _SYSTEM_CALL)
+        archive.writestr("archive/version", b"3\n")
+        archive.writestr("archive/data/0", bytes(16))
+    seeds["model.pt"] = torch_zip.getvalue()
+    for name, array in (("a.npy", np.arange(6.0)), ("o.npy", np.array([1, "x"], dtype=object))):
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=True)
+        seeds[name] = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=np.arange(5), o=np.array([None, 2], dtype=object))
+    seeds["a.npz"] = buf.getvalue()
+    buf = io.BytesIO()
+    joblib.dump({"arr": np.arange(4.0), "s": "ok"}, buf)
+    seeds["m.joblib"] = buf.getvalue()
+    seeds["m.safetensors"] = _safetensors(
+        {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "__metadata__": {"f": "np"}}, bytes(16)
+    )
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])
+    weight = numpy_helper.from_array(np.ones((2, 2), np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "g", [x], [y], [weight])
+    seeds["m.onnx"] = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    assert isinstance(onnx.load_from_string(seeds["m.onnx"]), onnx.ModelProto)
+    seeds["m.gguf"] = _gguf_with_templates(("tokenizer.chat_template", "{{ cycler.__init__.__globals__ }}"))
+    keras = io.BytesIO()
+    with zipfile.ZipFile(keras, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+        layer = {"class_name": "Dense", "module": "keras.layers", "config": {"units": 1}}
+        archive.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": [layer]}}))
+    seeds["m.keras"] = keras.getvalue()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.attrs["model_config"] = json.dumps({"class_name": "Lambda", "config": {"function": "x"}})
+    seeds["m.h5"] = buf.getvalue()
+    node = _ld(1, b"pf") + _ld(2, b"PyFunc") + _ld(5, _ld(1, b"token") + _ld(2, _ld(2, b"pyfunc_0")))
+    meta = _ld(1, _ld(4, b"serve")) + _ld(2, _ld(1, node) + _ld(4, b"\x08\x90\x0e"))
+    seeds["saved_model.pb"] = b"\x08\x01" + _ld(2, meta)
+    return seeds
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    """One random damage past the first 16 bytes (the magic that routes a file to its analyzer stays)."""
+    out = bytearray(data)
+    at = rng.randrange(16, len(out))
+    how = rng.randrange(6)
+    if how == 0:
+        out[at] ^= 1 << rng.randrange(8)
+    elif how == 1:
+        del out[at:]
+    elif how == 2:
+        out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+    elif how == 3:
+        del out[at : at + rng.randint(1, 32)]
+    elif how == 4:
+        out[at:at] = out[at : at + rng.randint(1, 64)]
+    else:
+        width = rng.choice([2, 4, 8])
+        value = rng.choice([0, 1, 0x7F, 0x80, (1 << (8 * width)) - 1, 1 << (8 * width - 1)])
+        out[at : at + width] = value.to_bytes(width, "little")
+    return bytes(out)
+
+
+def test_seeded_mutants_of_every_format_are_scanned_or_reported(tmp_path: Path) -> None:
+    rng = random.Random(20261121)
+    seeds = _seeds()
+    names = sorted(seeds)
+    for i in range(650):  # 50 per format
+        name = names[i % len(names)]
+        mutant = _mutate(seeds[name], rng)
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        (folder / name).write_bytes(mutant)
+        result = scan(folder / name)  # must not raise
+        assert not any("Traceback" in str(e) for e in result.errors), (name, i)
+        scanned = any(c.path == name for c in result.components)
+        assert scanned or result.findings, (name, i, mutant)
