@@ -299,3 +299,20 @@ def test_seeded_mutants_of_every_format_are_scanned_or_reported(tmp_path: Path) 
         assert not any("Traceback" in str(e) for e in result.errors), (name, i)
         scanned = any(c.path == name for c in result.components)
         assert scanned or result.findings, (name, i, mutant)
+
+
+def test_onnx_external_location_longer_than_the_read_cap_is_not_judged_by_its_prefix(tmp_path: Path) -> None:
+    # the location was read up to 4096 bytes and only that prefix checked, so '..' parts placed after 4096
+    # bytes of './' passed as a path inside the model folder (a loader that normalises the path climbs out)
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensor = numpy_helper.from_array(np.ones(2, np.float32), "W")
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "./" * 2100 + "../../etc/passwd"
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "W"], ["Y"])], "g", [x], [x], [tensor])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    assert [f.rule_id for f in scan(path).findings] == ["SAS-ONNX-001"]

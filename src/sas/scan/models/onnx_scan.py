@@ -230,16 +230,24 @@ class ONNXAnalyzer(Analyzer):
                     if h.number == 1 and h.wire_type == LEN:
                         key = r.text(h, 256)
                     elif h.number == 2 and h.wire_type == LEN:
-                        value = r.text(h, 4096)
+                        value = r.text(h, _MAX_LOCATION)
+                        if h.value > _MAX_LOCATION:
+                            value += _CUT  # judged as cut, never by the prefix alone: the '..' may come after it
                 if key == "location":
                     locations.append(value)
         walk.locations.extend((name, loc) for loc in locations)
+
+
+_MAX_LOCATION = 4096  # PATH_MAX: no real location is longer
+_CUT = "\x00[cut]"
 
 
 def escapes_folder(location: str) -> str:
     """Why ``location`` leaves the model's folder, or "" when it is a plain relative path inside it."""
     if not location:
         return "empty location"
+    if location.endswith(_CUT):
+        return f"longer than {_MAX_LOCATION} bytes, so the part checked here is not the whole path"
     if "\x00" in location:
         return "contains a NUL byte"
     norm = location.replace("\\", "/")
