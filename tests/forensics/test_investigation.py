@@ -197,3 +197,24 @@ def test_cli_verify_strict_fails_what_is_only_unverified(
     assert report["complete"] == (damage == "none") and report["status"] == "ok"
     assert report["unparsed_records"] == (1 if damage == "corrupted-last-checkpoint" else 0)
     writer.close()
+
+
+def test_hostile_ids_in_the_ledger_cannot_drive_the_investigators_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A caller chooses request ids (Azure's x-ms-request-id header) and more: timeline, incidents, query and
+    verify printed them raw, so an escape sequence in one ran in the investigator's terminal."""
+    from ledgers import write_ledger
+
+    from sas.events.checkpoint import Signer
+
+    hostile = "\x1b]0;owned\x07\x1b[2J\nforged row"
+    fields = ("detection", "extraction", "model", "model-extraction", "high", Verdict.ALERT, hostile, hostile)
+    events = [RuntimeEvent(1.79e9 + i, *fields, "i-1", "f", "azure", {"score": 0.9}) for i in range(6)]
+    path = tmp_path / "l.jsonl"
+    write_ledger(path, events, Signer.generate(), every=1000)
+    for command in (["timeline"], ["incidents"], ["query", "SELECT request_id, client_id FROM events"], ["verify"]):
+        main(["forensics", command[0], str(path), *command[1:]])
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out and "\nforged row" not in out, command
+        assert "\\x1b" in out or command == ["verify"], command

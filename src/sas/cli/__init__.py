@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from sas import __version__
+from sas.display import visible
 from sas.errors import SasError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except SasError as exc:
-        print(f"sas: error: {exc}", file=sys.stderr)
+        print(f"sas: error: {visible(str(exc))}", file=sys.stderr)  # errors quote file names and input
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("sas: interrupted", file=sys.stderr)

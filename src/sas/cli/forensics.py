@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sas.display import visible
 from sas.errors import InputError
 
 EXIT_OK, EXIT_TAMPERED, EXIT_ERROR = 0, 1, 2
@@ -184,17 +185,17 @@ def format_verify(report: Any) -> str:
     ]
     if report.tampered:
         first = report.first_problem
-        lines.append(f"TAMPERED: {', '.join(report.kinds)}; first bad event {first.event_id}")
+        lines.append(f"TAMPERED: {', '.join(report.kinds)}; first bad event {visible(first.event_id)}")
         for p in report.problems:
             span = "" if p.last_seq is None or p.last_seq == p.first_seq else f"..{p.last_seq}"
             tag = " (explained)" if p.explained else ""
-            lines.append(f"  {p.kind:<13} {p.event_id}{span}{tag}: {p.message}")
+            lines.append(f"  {p.kind:<13} {visible(p.event_id)}{span}{tag}: {visible(p.message)}")
     else:
         verified = sum(s.verified_size for s in report.logs)
         lines.append(f"OK: {verified} of {report.events} events match signed checkpoints")
         for p in report.problems:
-            lines.append(f"  {p.kind} {p.event_id}..{p.last_seq}: {p.message}")
-    lines.extend(f"warning: {w}" for w in report.warnings)
+            lines.append(f"  {p.kind} {visible(p.event_id)}..{p.last_seq}: {visible(p.message)}")
+    lines.extend(f"warning: {visible(w)}" for w in report.warnings)
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sas.display import visible
 from sas.forensics.timeline import SEVERITY_RANK, ForensicEvent, iso
 
 DEFAULT_WINDOW = 300.0
@@ -109,17 +110,17 @@ def format_incidents(incidents: Iterable[Incident]) -> str:
         threats = ", ".join(f"{k} {v}" for k, v in inc.threats) or "-"
         verdicts = ", ".join(f"{k} {v}" for k, v in inc.verdicts)
         lines.append(
-            f"{inc.id}  client {inc.client_id}  {iso(inc.start)} .. {iso(inc.end)} ({inc.duration:.1f} s)  "
-            f"severity {inc.severity or '-'}"
+            f"{inc.id}  client {visible(inc.client_id)}  {iso(inc.start)} .. {iso(inc.end)} ({inc.duration:.1f} s)  "
+            f"severity {visible(inc.severity or '-')}"
         )
         lines.append(
             f"    {inc.detections} detections over {inc.requests} requests on {len(inc.instances)} instance(s)"
         )
-        lines.append(f"    categories: {cats}")
-        lines.append(f"    threats:    {threats}")
-        lines.append(f"    verdicts:   {verdicts}")
-        lines.append(f"    first: {inc.first_event}")
-        lines.append(f"    last:  {inc.last_event}")
+        lines.append(f"    categories: {visible(cats)}")
+        lines.append(f"    threats:    {visible(threats)}")
+        lines.append(f"    verdicts:   {visible(verdicts)}")
+        lines.append(f"    first: {visible(inc.first_event)}")
+        lines.append(f"    last:  {visible(inc.last_event)}")
     if not lines:
         return "no incidents: no detections in the selected events\n"
     return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sas.display import visible
 from sas.errors import InputError
 from sas.forensics.timeline import ForensicEvent
 
@@ -94,7 +95,8 @@ def format_result(result: QueryResult, fmt: str = "table") -> str:
         writer.writerow(result.columns)
         writer.writerows(result.rows)
         return buf.getvalue()
-    cells = [[str(c) for c in result.columns]] + [["" if v is None else str(v) for v in r] for r in result.rows]
+    cells = [[visible(str(c)) for c in result.columns]]
+    cells += [["" if v is None else visible(str(v)) for v in r] for r in result.rows]
     widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(result.columns))]
     lines = ["  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     if lines:

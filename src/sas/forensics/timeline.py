@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sas.display import visible
 from sas.errors import InputError
 from sas.forensics.ledger import Ledger
 
@@ -173,15 +174,21 @@ def filter_events(
 
 def format_timeline(events: Iterable[ForensicEvent]) -> str:
     """A fixed-width table: time, instance, client, request, what, verdict, event id."""
+    # every field but the time comes from the ledger, and a request id or a client header from the caller
     rows = [
-        (
-            e.iso_time,
-            e.instance_id[-12:],
-            e.client_id,
-            e.request_id,
-            e.event if not e.threat else f"{e.event}:{e.threat}",
-            e.verdict,
-            e.event_id,
+        tuple(
+            map(
+                visible,
+                (
+                    e.iso_time,
+                    e.instance_id[-12:],
+                    e.client_id,
+                    e.request_id,
+                    e.event if not e.threat else f"{e.event}:{e.threat}",
+                    e.verdict,
+                    e.event_id,
+                ),
+            )
         )
         for e in events
     ]

@@ -97,3 +97,22 @@ def test_errors_fail_closed_even_without_findings() -> None:
     empty = ScanResult("x", (), (ScanErrorRecord("a", "unreadable"),))
     assert empty.fails(Severity.CRITICAL)
     assert not ScanResult("x", (), ()).fails(Severity.INFO)
+
+
+def test_hostile_file_names_cannot_drive_the_terminal_or_the_markdown() -> None:
+    """Found by scanning a folder of hostile names: the table printed an escape sequence in a file name as it was
+    (it retitled or recoloured the terminal) and a newline as a forged row; the markdown let a backtick close the
+    code span and a link through."""
+    name = "\x1b]0;owned\x07m.pkl\nCRITICAL  forged`](http://e)"
+    result = ScanResult(
+        name,
+        (make_finding(INCOMPLETE_MODEL, Location(name, 1, 1), f"truncated in {name}", evidence="x"),),
+        (ScanErrorRecord(name, name),),
+        ScanStats(1, 1, 0.1),
+        (name,),
+    )
+    table = render(result, "table")
+    assert "\x1b" not in table and "\x07" not in table and "\nCRITICAL  forged" not in table
+    markdown = render(result, "markdown")
+    assert "\x1b" not in markdown and "forged\\`\\](http" in markdown  # in prose, markup is escaped
+    assert "``\\x1b" in markdown  # in a code span (literal), fenced by more backticks than the name holds
