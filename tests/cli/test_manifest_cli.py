@@ -144,3 +144,14 @@ def test_cli_algorithm_choices_match_the_library() -> None:
     from sas.cli import manifest as manifest_cli
 
     assert manifest_cli.ALGORITHMS == integrity.ALGORITHMS
+
+
+def test_an_added_file_with_an_escape_sequence_in_its_name_is_shown_not_obeyed(
+    signed: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The package's file names are the builder's choice: the report of an added one must not drive the terminal."""
+    pkg, out, pub = signed
+    (pkg / "\x1b]0;owned\x07x.py").write_text("print(1)\n")
+    assert main(["manifest", "verify", str(pkg), "--manifest", str(out), "--pub", str(pub)]) == 1
+    printed = capsys.readouterr().out
+    assert "added: \\x1b]0;owned\\x07x.py" in printed and "\x1b" not in printed

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sas.display import visible
 from sas.errors import InputError
 from sas.taxonomy import Severity
 
@@ -185,10 +186,10 @@ def run_verify(args: argparse.Namespace) -> int:
     elif report.ok:
         print(
             f"ok: {report.files_checked} files, {report.bytes_checked} bytes match {os.fspath(manifest)} "
-            f"(signed by key {report.key_id} at {report.created}) in {report.seconds:.2f}s"
+            f"(signed by key {visible(report.key_id)} at {visible(report.created)}) in {report.seconds:.2f}s"
         )
     else:
         for line in report.problems():
-            print(line)
+            print(visible(line))  # the package's own file names, chosen by whoever built it
         print(f"FAILED: {len(report.problems())} problem(s) against {os.fspath(manifest)}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
