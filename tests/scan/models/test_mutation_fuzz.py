@@ -19,6 +19,7 @@ import pytest
 from sas.scan.artifact import file_from_bytes
 from sas.scan.context import ScanContext
 from sas.scan.engine import scan
+from sas.scan.models import torch_scan
 from sas.scan.models.numpy_scan import NumpyAnalyzer
 from sas.taxonomy import Severity
 
@@ -316,3 +317,20 @@ def test_onnx_external_location_longer_than_the_read_cap_is_not_judged_by_its_pr
     path = tmp_path / "model.onnx"
     path.write_bytes(helper.make_model(graph).SerializeToString())
     assert [f.rule_id for f in scan(path).findings] == ["SAS-ONNX-001"]
+
+
+def test_torchscript_code_past_the_read_cap_is_reported_not_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only the first 8 MiB of a code member were checked, so a call placed after 8 MiB of comments passed
+    monkeypatch.setattr(torch_scan, "_CODE_CAP", 1 << 16)  # the same cut, without 8 MiB of test data
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
+        archive.writestr("archive/version", b"3\n")
+        archive.writestr("archive/code/__torch__/m.py", b"#" * (1 << 16) + b"\ny = os.system('id')\n")
+    path = tmp_path / "ts.pt"
+    path.write_bytes(buf.getvalue())
+    assert [f.rule_id for f in scan(path).findings if f.location.path == "ts.pt!archive/code/__torch__/m.py"] == [
+        "SAS-SCAN-001"
+    ]

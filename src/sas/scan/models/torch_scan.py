@@ -182,8 +182,11 @@ def analyse_zip(
             guarded = GuardedMember(member)
             reader = io.BufferedReader(guarded)
             if is_code:
-                source = reader.read(_CODE_CAP).decode("utf-8", "replace")
+                raw = reader.read(_CODE_CAP + 1)
+                source = raw[:_CODE_CAP].decode("utf-8", "replace")
                 code_hits.extend((info.filename, rid, ev, sev) for rid, ev, sev in _torchscript_hits(source))
+                if len(raw) > _CODE_CAP:
+                    unreadable.append((info.filename, f"code past its first {_CODE_CAP} bytes was not checked"))
             else:
                 stream: IO[bytes] = reader
                 head = b""
