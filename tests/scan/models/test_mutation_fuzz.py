@@ -334,3 +334,15 @@ def test_torchscript_code_past_the_read_cap_is_reported_not_passed(
     assert [f.rule_id for f in scan(path).findings if f.location.path == "ts.pt!archive/code/__torch__/m.py"] == [
         "SAS-SCAN-001"
     ]
+
+
+def test_gguf_chat_template_array_of_empty_strings_is_bounded(tmp_path: Path) -> None:
+    # each element became a template to analyse: 8 MB of empty strings took seconds and ~150 MB, and the cost
+    # grew with the file
+    key = b"tokenizer.chat_template"
+    count = 200_000
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+    path = tmp_path / "model.gguf"
+    path.write_bytes(head + struct.pack("<IIQ", 9, 8, count) + bytes(8 * count))
+    (finding,) = scan(path).findings
+    assert finding.rule_id == "SAS-SCAN-001" and f"array of {count} templates" in finding.message

@@ -119,6 +119,7 @@ GGML_BLOCKS: dict[int, tuple[int, int]] = {
     41: (128, 18),
 }
 MAX_TEMPLATE = 4 * 1024 * 1024  # a chat template is a few KB; beyond this it is analysed in part
+MAX_TEMPLATE_ITEMS = 1024
 MAX_KEY = 65_535
 MAX_DIMS = 8
 MAX_ARRAY_DEPTH = 4
@@ -291,6 +292,10 @@ class GGUFAnalyzer(Analyzer):
             self._skip_items(cur, item_type, count, 1)
             return
         for i in range(count):
+            if i == MAX_TEMPLATE_ITEMS:
+                # every element became a template to analyse: a file of empty strings cost seconds per MB and
+                # memory to match; models name a handful, so the rest is reported rather than read
+                raise GGUFFormatError(f"{key} is an array of {count} templates; only the first {i} were checked")
             length = cur.string_length()
             keep = min(length, MAX_TEMPLATE)
             out.templates[f"{key}[{i}]"] = cur.take(keep).decode("utf-8", "replace")
