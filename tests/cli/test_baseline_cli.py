@@ -94,3 +94,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, name: str, content: byte
     assert main(["baseline", "fit", "--sessions", "40", "--data", str(path), "--out", str(tmp_path / "o.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sas: error:") and err.count("\n") == 1
+
+
+def test_a_table_of_text_or_huge_labels_are_one_line_errors(wine, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Found by fuzzing: an .npy of strings raised ValueError out of the float conversion, and a label of 10**9
+    asked np.eye for a 10**9-square matrix."""
+    folder, x, y, _ = wine
+    np.save(folder / "text.npy", np.array([["a"] * x.shape[1]] * len(x)))
+    np.save(folder / "data.npy", x)
+    for bad in (y * 0 + 10**9, np.full(len(y), 0.5), np.full(len(y), np.nan)):
+        np.save(folder / "labels.npy", bad)
+        args = ["baseline", "fit", "--sessions", "40", "--data", str(folder / "data.npy")]
+        assert main([*args, "--labels", str(folder / "labels.npy"), "--out", str(folder / "o.npz")]) == 2
+        assert "--labels must hold one integer label" in capsys.readouterr().err
+    args = ["baseline", "fit", "--sessions", "40", "--data", str(folder / "text.npy"), "--out", str(folder / "o.npz")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sas: error:") and "numbers" in err and err.count("\n") == 1

@@ -38,6 +38,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+MAX_CLASSES = 10_000
+
+
 def read_table(path: str) -> Any:
     import numpy as np
 
@@ -52,9 +55,22 @@ def read_table(path: str) -> Any:
             return _read_csv(p)
         if suffix == ".parquet":
             return _read_parquet(p)
-    except (OSError, ValueError) as exc:
-        raise SasError(f"cannot read {path}: {exc}") from exc
+    except SasError:
+        raise
+    except Exception as exc:  # a damaged file fails inside numpy or the parquet reader with many types
+        raise SasError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     raise SasError(f"unsupported file type {suffix or '(none)'} for {path} (expected .npy, .csv or .parquet)")
+
+
+def read_numbers(path: str) -> Any:
+    """:func:`read_table` as float64; a table of text (or of anything else) is a one-line error."""
+    import numpy as np
+
+    table = read_table(path)
+    try:
+        return np.asarray(table, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise SasError(f"{path} does not hold numbers only: {exc}") from exc
 
 
 def _read_csv(p: Path) -> Any:
@@ -103,12 +119,12 @@ def run_fit(args: argparse.Namespace) -> int:
 
     from sas.runtime.baseline import fit_baseline
 
-    x = np.asarray(read_table(args.data), dtype=np.float64)
+    x = read_numbers(args.data)
     if x.ndim == 1:
         x = x.reshape(-1, 1)
     probs = None
     if args.probs:
-        probs = np.asarray(read_table(args.probs), dtype=np.float64)
+        probs = read_numbers(args.probs)
     elif args.model:
         if not args.trust_model:
             raise SasError("--model is loaded with joblib/pickle, which runs code from the file: add --trust-model")
@@ -121,9 +137,12 @@ def run_fit(args: argparse.Namespace) -> int:
         except Exception as exc:  # the user's model: any failure becomes a one-line error
             raise SasError(f"cannot use model {args.model}: {type(exc).__name__}: {exc}") from exc
     elif args.labels:
-        y = np.asarray(read_table(args.labels)).reshape(-1).astype(np.int64)
-        if y.shape[0] != x.shape[0] or y.min() < 0:
-            raise SasError("--labels must hold one non-negative integer label per data row")
+        labels = read_numbers(args.labels).reshape(-1)
+        # np.eye(max + 1) below: a label of a billion would ask for a billion-square matrix
+        whole = labels.size and bool(np.isfinite(labels).all()) and bool((labels == np.round(labels)).all())
+        if labels.shape[0] != x.shape[0] or not whole or labels.min() < 0 or labels.max() >= MAX_CLASSES:
+            raise SasError(f"--labels must hold one integer label in [0, {MAX_CLASSES}) per data row")
+        y = labels.astype(np.int64)
         probs = np.eye(int(y.max()) + 1)[y] * 0.98 + 0.01  # the class prior only; no margins without a model
     baseline = fit_baseline(x, probs, target_fpr=args.target_fpr, seed=args.seed, sessions=max(20, args.sessions))
     if args.labels and not (args.probs or args.model):
