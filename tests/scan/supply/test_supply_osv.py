@@ -121,3 +121,24 @@ def test_missing_database_is_a_usage_error(tmp_path: Path, capsys: pytest.Captur
     assert main(["scan", str(tmp_path), "--vuln-db", str(tmp_path / "nope.zip"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "nope.zip" in err and "Traceback" not in err
+
+
+def test_damaged_osv_records_and_members_are_reported_not_raised(tmp_path: Path) -> None:
+    """Found by fuzzing: a record whose fields have the wrong shape ("affected": 1.5) raised TypeError, and a
+    member stored with an unknown compression method raised NotImplementedError, out of the whole scan. They are
+    now counted, and the report says their advisories were not checked."""
+    archive = tmp_path / "db.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for record in RECORDS:
+            zf.writestr(f"{record['id']}.json", json.dumps(record))
+        zf.writestr("BROKEN-1.json", json.dumps({"id": "BROKEN-1", "affected": 1.5, "x": "requests"}))
+        zf.writestr("BROKEN-2.json", json.dumps({"id": "BROKEN-2", "affected": [{"package": ["requests"]}]}))
+    raw = bytearray(archive.read_bytes())
+    at = raw.rindex(b"PK\x01\x02")  # the last member's central directory record
+    raw[at + 10 : at + 12] = (99).to_bytes(2, "little")  # its compression method: unknown
+    archive.write_bytes(bytes(raw))
+    db = VulnDatabase.load(str(archive), {"requests", "idna", "evil-pkg"})
+    assert db.unreadable == 2 and [a.id for a in db.lookup("requests", "2.31.0")] == ["GHSA-test-0001"]
+    (tmp_path / "requirements.txt").write_text("requests==2.31.0\n")
+    result = run(tmp_path, vuln_db=str(archive))
+    assert any("could not be read" in note and "NOT checked" in note for note in result.notes)

@@ -872,6 +872,11 @@ class SupplyChainAnalyzer(Analyzer):
         items += [(d.name, d.version, Location(d.path, d.line)) for d in declared if d.version]
         db = VulnDatabase.load(path, {name for name, _, _ in items})
         ctx.note(f"Vulnerability database {path}: {db.records} OSV records read.")
+        if db.unreadable:
+            ctx.note(
+                f"Vulnerability database {path}: {db.unreadable} record(s) that may concern these packages could "
+                "not be read (damaged): their advisories were NOT checked."
+            )
         for name, version, location in items:
             assert version is not None
             for adv in db.lookup(name, version):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class VulnDatabase:
     def __init__(self) -> None:
         self._by_package: dict[str, list[tuple[Advisory, _Affected]]] = {}
         self.records = 0
+        self.unreadable = 0  # records that could not be read: damaged, or naming a package asked about but malformed
 
     @classmethod
     def load(cls, path: str, wanted: Iterable[str]) -> VulnDatabase:
@@ -61,15 +63,20 @@ class VulnDatabase:
         needles = [n.encode() for n in names] + [n.replace("-", "_").encode() for n in names if "-" in n]
         for raw in _raw_records(path):
             db.records += 1
+            if raw is None:
+                db.unreadable += 1
+                continue
             lowered = raw.lower()
             if not any(needle in lowered for needle in needles):
                 continue
             try:
                 record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(record, dict):
+                if not isinstance(record, dict):
+                    raise TypeError("not a JSON object")
                 db._add(record, names)
+            except (ValueError, TypeError, AttributeError, RecursionError):
+                # a record that names a package we look up but cannot be read is an advisory we may be missing
+                db.unreadable += 1
         return db
 
     def _add(self, record: dict[str, Any], names: set[str]) -> None:
@@ -114,7 +121,7 @@ class VulnDatabase:
         return list(out.values())
 
 
-def _raw_records(path: str) -> Iterator[bytes]:
+def _raw_records(path: str) -> Iterator[bytes | None]:
     p = Path(path)
     if p.is_dir():
         for folder, _dirs, files in os.walk(p):
@@ -130,9 +137,12 @@ def _raw_records(path: str) -> Iterator[bytes]:
         with zipfile.ZipFile(p) as archive:
             for info in archive.infolist():
                 if info.filename.endswith(".json") and info.file_size <= MAX_RECORD_BYTES:
-                    yield archive.read(info)
-    except zipfile.BadZipFile:
-        raise InputError(f"vulnerability database is neither a folder nor a zip: {path}") from None
+                    try:
+                        yield archive.read(info)
+                    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError):
+                        yield None  # a damaged member: whatever package it names, its advisory is unread
+    except (zipfile.BadZipFile, NotImplementedError, OSError) as exc:
+        raise InputError(f"vulnerability database is neither a folder nor a readable zip: {path} ({exc})") from None
 
 
 def _version(text: str) -> Version | None:
