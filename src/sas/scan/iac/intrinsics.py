@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sas.scan.iac.model import Unknown
+from sas.scan.iac.yamlsrc import brief
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +91,12 @@ class Evaluator:
 
     def _intrinsic(self, fn: str, arg: Any, depth: int) -> Any:
         if fn == "Ref":
-            return self.ref(str(arg))
+            return self.ref(brief(arg))
         if fn == "Fn::GetAtt":
             parts = arg.split(".", 1) if isinstance(arg, str) else arg
             if isinstance(parts, list) and len(parts) == 2 and str(parts[0]) in self.resources:
                 return ResourceRef(str(parts[0]), str(self.value(parts[1], depth + 1)))
-            return Unknown(f"!GetAtt {arg}")
+            return Unknown(f"!GetAtt {brief(arg)}")
         if fn == "Fn::Sub":
             return self._sub(arg, depth)
         if fn == "Fn::Join":
@@ -106,7 +107,7 @@ class Evaluator:
                     if all(isinstance(i, str | int | float) for i in items):
                         return sep.join(str(i) for i in items)
                     return Unknown("!Join " + sep.join(str(i) for i in items))
-            return Unknown(f"!Join {arg}")
+            return Unknown(f"!Join {brief(arg)}")
         if fn == "Fn::Select":
             if isinstance(arg, list) and len(arg) == 2:
                 index = self.value(arg[0], depth + 1)
@@ -116,14 +117,14 @@ class Evaluator:
                         return items[int(index)]
                 except (ValueError, TypeError, IndexError):
                     pass
-            return Unknown(f"!Select {arg}")
+            return Unknown(f"!Select {brief(arg)}")
         if fn == "Fn::Split":
             if isinstance(arg, list) and len(arg) == 2:
                 sep = self.value(arg[0], depth + 1)
                 text = self.value(arg[1], depth + 1)
                 if isinstance(sep, str) and sep and isinstance(text, str):
                     return text.split(sep)
-            return Unknown(f"!Split {arg}")
+            return Unknown(f"!Split {brief(arg)}")
         if fn == "Fn::FindInMap":
             if isinstance(arg, list) and len(arg) >= 3:
                 keys = [self.value(a, depth + 1) for a in arg[:3]]
@@ -132,22 +133,22 @@ class Evaluator:
                     mid = top.get(str(keys[1])) if isinstance(top, dict) else None
                     if isinstance(mid, dict) and str(keys[2]) in mid:
                         return self.value(mid[str(keys[2])], depth + 1)
-            return Unknown(f"!FindInMap {arg}")
+            return Unknown(f"!FindInMap {brief(arg)}")
         if fn == "Fn::If":
             if isinstance(arg, list) and len(arg) == 3:
-                cond = self.condition(str(arg[0]))
+                cond = self.condition(brief(arg[0]))
                 if isinstance(cond, bool):
                     return self.value(arg[1] if cond else arg[2], depth + 1)
                 # both branches are possible: keep the worse one visible by returning an Unknown
-                return Unknown(f"!If [{arg[0]}, ...]")
-            return Unknown(f"!If {arg}")
+                return Unknown(f"!If [{brief(arg[0])}, ...]")
+            return Unknown(f"!If {brief(arg)}")
         if fn in ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or"):
             return self._condition_expr({fn: arg}, depth)
         if fn == "Fn::Base64":
             return self.value(arg, depth + 1)
         if fn == "Fn::ImportValue":
             return Unknown(f"!ImportValue {self.value(arg, depth + 1)}")
-        return Unknown(f"{fn.replace('Fn::', '!')} {str(arg)[:80]}")
+        return Unknown(f"{fn.replace('Fn::', '!')} {brief(arg)}")
 
     def ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
@@ -166,7 +167,7 @@ class Evaluator:
         elif isinstance(arg, str):
             text, local = arg, {}
         else:
-            return Unknown(f"!Sub {arg}")
+            return Unknown(f"!Sub {brief(arg)}")
 
         def repl(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -196,7 +197,7 @@ class Evaluator:
             return Unknown("condition")
         fn, arg = next(iter(expr.items()))
         if fn == "Condition":
-            return self.condition(str(arg))
+            return self.condition(brief(arg))
         if fn == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
             a, b = (self.value(x, depth + 1) for x in arg)
             if isinstance(a, Unknown | ResourceRef) or isinstance(b, Unknown | ResourceRef):
@@ -210,7 +211,7 @@ class Evaluator:
             if fn == "Fn::Not":
                 return not bools[0] if bools else Unknown(fn)
             return all(bools) if fn == "Fn::And" else any(bools)
-        return Unknown(str(fn))
+        return Unknown(brief(fn))
 
 
 def refers_to(node: Any, logical_ids: set[str]) -> set[str]:

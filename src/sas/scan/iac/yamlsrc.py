@@ -13,6 +13,7 @@ unknown, because the YAML path costs seconds on multi-megabyte documents.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -64,7 +65,7 @@ def _construct_map(loader: Any, node: Any) -> LMap:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list | dict):
-            key = str(key)
+            key = brief(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -159,6 +160,23 @@ def load(text: str, *, json_hint: bool = False) -> Any:
         raise TemplateError(f"invalid YAML: {problem}", line) from None
     except (yaml.YAMLError, RecursionError) as exc:
         raise TemplateError(f"invalid YAML: {type(exc).__name__}") from None
+
+
+def brief(node: Any, depth: int = 0) -> str:
+    """``str(node)`` cut short: a few levels, a few items. An alias can make a small document's node stand
+    for billions of items, and ``str()`` of it never returns."""
+    if isinstance(node, dict):
+        if depth >= 2:
+            return "{...}"
+        items = [f"{brief(k, 9)}: {brief(v, depth + 1)}" for k, v in itertools.islice(node.items(), 3)]
+        return "{" + ", ".join(items) + (", ...}" if len(node) > 3 else "}")
+    if isinstance(node, list):
+        if depth >= 2:
+            return "[...]"
+        elems = [brief(v, depth + 1) for v in itertools.islice(node, 3)]
+        return "[" + ", ".join(elems) + (", ...]" if len(node) > 3 else "]")
+    text = repr(node) if depth and isinstance(node, str) else str(node)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def line_of(container: Any, key: Any) -> int | None:
