@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from sas.errors import SasError
 from sas.scan import registry, suppress
 from sas.scan.analyzer import Analyzer
 from sas.scan.artifact import VirtualFile, Visit, walk
@@ -35,8 +36,11 @@ def scan(
                 continue
             try:
                 consumed = analyzer.analyze(file, ctx) or consumed
-            except (OSError, EOFError, ValueError, MemoryError, RecursionError) as exc:
-                # An analyzer bug or an unreadable stream must not hide other findings: report and go on.
+            except SasError:
+                raise  # the user's input to the scan itself (a missing database, say): a one-line error
+            except Exception as exc:
+                # An analyzer bug or an unreadable stream must not hide other findings: report and go on. Any
+                # type: damaged input fails deep inside zlib, zipfile or a parser with errors of its own.
                 ctx.add(
                     make_finding(
                         INCOMPLETE_FILE,
@@ -54,7 +58,9 @@ def scan(
     for analyzer in active:
         try:
             analyzer.finish(ctx)
-        except (OSError, EOFError, ValueError, MemoryError, RecursionError) as exc:
+        except SasError:
+            raise
+        except Exception as exc:
             # cross-file checks on hostile input (a deeply nested template, say) must not lose the scan
             ctx.error(display, f"{analyzer.name} could not finish its cross-file checks: {type(exc).__name__}")
     suppress.apply(ctx, target)  # inline sas:ignore comments and the --baseline file
