@@ -80,3 +80,20 @@ def test_billion_laughs_template_with_tagged_alias_finishes():
         result = scan(tmp, analyzers=[IacAnalyzer()])
         assert time.perf_counter() - started < 5
     assert result.findings
+
+
+def test_serverless_billion_laughs_is_not_copied_out_alias_by_alias():
+    import time
+
+    from sas.scan.iac import serverless, yamlsrc
+
+    # resolving ${...} variables copied the document node by node, following every alias: 10**9 statements
+    text = "service: s\ncustom:\n" + _alias_levels(9, "  ") + "provider: {name: aws, iam: {role: {statements: *l9}}}\n"
+    text += "functions: {g: {handler: h.h}}\n"
+    small = yamlsrc.load("service: s\nprovider: {name: aws}\ncustom:\n" + _alias_levels(3, "  "))
+    copied = serverless._Vars(small, "serverless.yml", {}).value(small)
+    assert copied["custom"]["l3"][0] is copied["custom"]["l3"][1]  # one copy per shared node
+    started = time.perf_counter()
+    deployment = serverless.parse(yamlsrc.load(text), "serverless.yml", {})
+    assert time.perf_counter() - started < 5
+    assert [f.name for f in deployment.functions] == ["g"]

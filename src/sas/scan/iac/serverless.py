@@ -59,21 +59,29 @@ class _Vars:
         self.unresolved: list[str] = []
         self._file_cache: dict[str, Any] = {}
         self._depth = 0
+        self._copies: dict[int, tuple[Any, Any]] = {}
 
     def value(self, node: Any) -> Any:
         if isinstance(node, str) and "${" in node:
             return self._string(node)
+        if not isinstance(node, dict | list):
+            return node
+        # YAML aliases share one container object: resolve it once and share the copy too, or a
+        # billion-laughs document (ten aliases of ten aliases...) is copied out to 10**9 nodes
+        done = self._copies.get(id(node))
+        if done is not None and done[0] is node:
+            return done[1]
+        out: Any
         if isinstance(node, dict):
             out = LMap({k: self.value(v) for k, v in node.items()})
             out.line = getattr(node, "line", None)
             out.key_lines = dict(getattr(node, "key_lines", {}))
-            return out
-        if isinstance(node, list):
-            seq = LList([self.value(v) for v in node])
-            seq.line = getattr(node, "line", None)
-            seq.item_lines = list(getattr(node, "item_lines", []))
-            return seq
-        return node
+        else:
+            out = LList([self.value(v) for v in node])
+            out.line = getattr(node, "line", None)
+            out.item_lines = list(getattr(node, "item_lines", []))
+        self._copies[id(node)] = (node, out)
+        return out
 
     def _string(self, text: str) -> Any:
         self._depth += 1
