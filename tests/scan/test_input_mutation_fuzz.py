@@ -97,3 +97,15 @@ def test_serverless_billion_laughs_is_not_copied_out_alias_by_alias():
     deployment = serverless.parse(yamlsrc.load(text), "serverless.yml", {})
     assert time.perf_counter() - started < 5
     assert [f.name for f in deployment.functions] == ["g"]
+
+
+def test_serverless_http_event_that_aliases_a_bomb_is_reported_not_rendered():
+    from sas.scan.iac import serverless, yamlsrc
+
+    # str() of a non-mapping http event (and of method, path, authorizer) expanded every alias of it
+    text = "service: s\nprovider: {name: aws}\ncustom:\n" + _alias_levels(4, "  ")
+    text += "functions: {f: {handler: h.h, events: [{http: *l4}, {httpApi: {method: *l4, path: *l4}}]}}\n"
+    deployment = serverless.parse(yamlsrc.load(text), "serverless.yml", {})
+    triggers = deployment.functions[0].triggers
+    assert len(triggers) == 2
+    assert all(len(str(t)) < 2000 for t in triggers)

@@ -30,7 +30,7 @@ from sas.scan.iac.model import (
     Unknown,
 )
 from sas.scan.iac.policydoc import statements as doc_statements
-from sas.scan.iac.yamlsrc import LMap, line_of
+from sas.scan.iac.yamlsrc import LMap, brief, line_of
 
 SAM_FUNCTION = "AWS::Serverless::Function"
 CFN_FUNCTION = "AWS::Lambda::Function"
@@ -87,7 +87,7 @@ def _str(value: Any) -> str | Unknown:
         return Unknown(str(value))
     if isinstance(value, Unknown):
         return value
-    return Unknown(str(value)[:120])
+    return Unknown(brief(value)[:120])  # an alias-shared node can stand for billions of items
 
 
 def _int(value: Any) -> int | Unknown:

@@ -36,7 +36,7 @@ from sas.scan.iac.model import (
     Unknown,
 )
 from sas.scan.iac.policydoc import statements as doc_statements
-from sas.scan.iac.yamlsrc import LList, LMap, TemplateError, line_of
+from sas.scan.iac.yamlsrc import LList, LMap, TemplateError, brief, line_of
 from sas.scan.iac.yamlsrc import load as load_yaml
 
 _INNER_VAR = re.compile(r"\$\{([^${}]*)\}")
@@ -411,7 +411,7 @@ class _Parser:
             auth: str | Unknown = "NONE"
             if isinstance(url, dict):
                 authorizer = url.get("authorizer")
-                auth = "AWS_IAM" if str(authorizer).lower() == "aws_iam" else "NONE"
+                auth = "AWS_IAM" if brief(authorizer).lower() == "aws_iam" else "NONE"
             if url is not False:
                 out.append(Trigger("function-url", self.src(spec, "url"), auth, auth == "NONE", "url"))
         events = spec.get("events")
@@ -434,8 +434,8 @@ class _Parser:
         if isinstance(body, str):
             return Trigger("rest-api", src, "NONE", True, f"http event {body} without an authorizer")
         if not isinstance(body, dict):
-            return Trigger("rest-api", src, Unknown(str(body)), None, "http event")
-        route = f"{str(body.get('method', 'any')).upper()} {body.get('path', '/')}"
+            return Trigger("rest-api", src, Unknown(brief(body)), None, "http event")
+        route = f"{brief(body.get('method', 'any')).upper()} {brief(body.get('path', '/'))}"
         authorizer = body.get("authorizer")
         if authorizer is None:
             if body.get("private") is True:
@@ -449,8 +449,8 @@ class _Parser:
         if isinstance(body, str):
             return Trigger("http-api", src, "NONE", True, f"httpApi event {body} without an authorizer")
         if not isinstance(body, dict):
-            return Trigger("http-api", src, Unknown(str(body)), None, "httpApi event")
-        route = f"{str(body.get('method', '*')).upper()} {body.get('path', '/')}"
+            return Trigger("http-api", src, Unknown(brief(body)), None, "httpApi event")
+        route = f"{brief(body.get('method', '*')).upper()} {brief(body.get('path', '/'))}"
         authorizer = body.get("authorizer")
         if authorizer is None:
             return Trigger("http-api", src, "NONE", True, f"httpApi event {route} without an authorizer")
@@ -472,9 +472,9 @@ def _authorizer_name(node: Any) -> str:
     if isinstance(node, dict):
         for key in ("type", "name", "id", "arn"):
             if key in node:
-                return str(node[key])
+                return brief(node[key])
         return "authorizer"
-    return str(node)
+    return brief(node)
 
 
 def parse(doc: Any, path: str, files: dict[str, str] | None = None) -> Deployment:
