@@ -109,3 +109,125 @@ def test_serverless_http_event_that_aliases_a_bomb_is_reported_not_rendered():
     triggers = deployment.functions[0].triggers
     assert len(triggers) == 2
     assert all(len(str(t)) < 2000 for t in triggers)
+
+
+_HANDLER = b"""import os, subprocess, pickle
+API_KEY = "AKIAIOSFODNN7EXAMPLE"
+def handler(event, context):
+    subprocess.run(event["cmd"], shell=True)
+    return pickle.loads(event["body"].encode())
+"""
+_SAM = b"""AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.7
+      Environment: {Variables: {A: !Sub "arn:${AWS::Region}:${Bucket}", B: !GetAtt Role.Arn}}
+      Policies:
+        - Statement: [{Effect: Allow, Action: "*", Resource: !Join ["", ["arn:", !Ref Bucket]]}]
+      FunctionUrlConfig: {AuthType: NONE}
+      Events: {Api: {Type: Api, Properties: {Path: /x, Method: post}}}
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {AWS: "*"}, Action: sts:AssumeRole}]}
+  Bucket: {Type: AWS::S3::Bucket}
+"""
+_SLS = b"""service: svc
+provider:
+  name: aws
+  runtime: python3.7
+  iam: {role: {statements: [{Effect: Allow, Action: ["*"], Resource: "*"}]}}
+functions:
+  hello:
+    handler: handler.hello
+    url: true
+    environment: {TOKEN: "${self:custom.t}"}
+    events: [{http: {path: /x, method: post}}, {httpApi: "*"}]
+custom: {t: sk_live_abcdefghijklmnopqrstuvwx}
+"""
+_FUNCTION_JSON = b'{"bindings": [{"authLevel": "anonymous", "type": "httpTrigger", "direction": "in", "name": "req"}]}'
+_TF = b"""resource "aws_lambda_function_url" "u" {
+  function_name = aws_lambda_function.f.function_name
+  authorization_type = "NONE"
+}
+resource "aws_lambda_function" "f" { runtime = "python3.7" }
+"""
+
+
+def _packages() -> dict[str, bytes]:
+    import gzip
+    import io
+    import tarfile
+    import zipfile
+
+    files = {"app.py": _HANDLER, "template.yaml": _SAM, "serverless.yml": _SLS, "main.tf": _TF}
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return {
+        "pkg.zip": zipped.getvalue(),
+        "pkg.tar.gz": gzip.compress(tarred.getvalue()),
+        "template.yaml": _SAM,
+        "serverless.yml": _SLS,
+        "function.json": _FUNCTION_JSON,
+        "main.tf": _TF,
+        "app.py": _HANDLER,
+    }
+
+
+_TEXT_JUNK = [b"!Ref", b"!Sub [", b"!GetAtt", b"!Foo", b"&a", b"*a", b"<<: *a", b"${", b"\x00", b"[" * 300, b"{", b"'"]
+_BYTE_JUNK = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f", b"../", b"/"]
+
+
+def _mutant(rng, name: str, data: bytes) -> bytes:
+    out = bytearray(data)
+    kind = rng.randrange(5)
+    if kind == 0:
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+    elif kind == 1:
+        del out[rng.randrange(len(out)) :]
+    elif kind == 2:
+        at = rng.randrange(len(out))
+        junk = _BYTE_JUNK if name.endswith((".zip", ".gz")) else _TEXT_JUNK
+        out[at : at + 4 * rng.randrange(2)] = rng.choice(junk)
+    elif kind == 3:
+        at = rng.randrange(len(out))
+        out[at:at] = out[at : at + rng.randint(1, 40)] * rng.randint(2, 20)
+    else:
+        at = rng.randrange(len(out))
+        del out[at : at + rng.randint(1, 32)]
+    return bytes(out)
+
+
+def test_seeded_mutants_of_packages_templates_and_handlers_are_scanned_or_reported(tmp_path, capsys):
+    import json
+    import random
+
+    from sas.cli import main
+
+    rng = random.Random(20261121)
+    seeds = _packages()
+    names = sorted(seeds)
+    for index in range(300):
+        name = names[index % len(names)]
+        target = tmp_path / str(index) / name
+        target.parent.mkdir()
+        target.write_bytes(_mutant(rng, name, seeds[name]))
+        code = main(["scan", str(target), "-f", "json", "--no-progress"])
+        out, err = capsys.readouterr()
+        assert code in (0, 1), (index, name, err)
+        assert "Traceback" not in err, (index, name)
+        report = json.loads(out)
+        assert report["summary"]["files"] >= 1 or report["errors"], (index, name)
