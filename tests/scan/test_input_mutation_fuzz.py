@@ -231,3 +231,19 @@ def test_seeded_mutants_of_packages_templates_and_handlers_are_scanned_or_report
         assert "Traceback" not in err, (index, name)
         report = json.loads(out)
         assert report["summary"]["files"] >= 1 or report["errors"], (index, name)
+
+
+def test_handler_named_through_site_packages_dotdot_is_checked_not_skipped_as_vendored(tmp_path):
+    import io
+    import zipfile
+
+    from sas.scan.engine import scan
+
+    # "site-packages/../app.py" extracts to the package root; the vendored-path test read it as a library
+    evil = b"import os\ndef handler(event, context):\n    os.system(event['cmd'])\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("site-packages/../app.py", evil)
+    package = tmp_path / "pkg.zip"
+    package.write_bytes(buffer.getvalue())
+    assert "SAS-CODE-003" in {f.rule_id for f in scan(package).findings}

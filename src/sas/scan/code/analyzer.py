@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import os
+import posixpath
 import re
 import warnings
 import zlib
@@ -42,7 +43,9 @@ _VENDORED = re.compile(
 
 
 def is_vendored_path(inner_path: str) -> bool:
-    return bool(_VENDORED.search(inner_path))
+    # both as written and as extracted: "site-packages/../app.py" names a handler at the package root
+    normal = posixpath.normpath("/" + inner_path.replace("\\", "/"))[1:]
+    return bool(_VENDORED.search(inner_path)) and bool(_VENDORED.search(normal))
 
 
 Linked = tuple[Finding, tuple[str, ...]]  # a finding and the file names its loader call reads
