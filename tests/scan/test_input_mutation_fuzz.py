@@ -247,3 +247,25 @@ def test_handler_named_through_site_packages_dotdot_is_checked_not_skipped_as_ve
     package = tmp_path / "pkg.zip"
     package.write_bytes(buffer.getvalue())
     assert "SAS-CODE-003" in {f.rule_id for f in scan(package).findings}
+
+
+def test_getatt_with_a_mapping_or_number_does_not_hide_the_templates_other_findings(tmp_path):
+    from sas.scan.engine import scan
+    from sas.scan.iac.analyzer import IacAnalyzer
+
+    # refers_to indexed the GetAtt argument as a list: KeyError 0 stopped every check of the template,
+    # leaving one medium "stopped early" finding where an admin role was
+    (tmp_path / "template.yaml").write_text(
+        "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  F:\n    Type: AWS::Lambda::Function\n"
+        "    Properties:\n      Runtime: python3.12\n      Handler: a.h\n      Role: !GetAtt R.Arn\n"
+        '      Environment: {Variables: {X: {"Fn::GetAtt": 5}}}\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n'
+        "      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com},"
+        " Action: sts:AssumeRole}]}\n"
+        "      Policies: [{PolicyName: p, PolicyDocument:"
+        ' {Statement: [{Effect: Allow, Action: "*", Resource: "*"}]}}]\n'
+        "  U:\n    Type: AWS::Lambda::Url\n"
+        '    Properties: {TargetFunctionArn: {"Fn::GetAtt": {a: 1}}, AuthType: NONE}\n'
+    )
+    ids = {f.rule_id for f in scan(tmp_path, analyzers=[IacAnalyzer()]).findings}
+    assert "SAS-IAM-001" in ids
+    assert "SAS-IAC-000" not in ids

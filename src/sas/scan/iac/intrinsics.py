@@ -227,7 +227,12 @@ def refers_to(node: Any, logical_ids: set[str]) -> set[str]:
                 if key == "Ref" and isinstance(val, str) and val in logical_ids:
                     found.add(val)
                 elif key == "Fn::GetAtt":
-                    head = val.split(".", 1)[0] if isinstance(val, str) else (val[0] if val else None)
+                    # a mapping or number here (a broken template) must not stop the checks of every other resource
+                    head = (
+                        val.split(".", 1)[0]
+                        if isinstance(val, str)
+                        else (val[0] if isinstance(val, list) and val else None)
+                    )
                     if isinstance(head, str) and head in logical_ids:
                         found.add(head)
                 else:
