@@ -269,3 +269,17 @@ def test_getatt_with_a_mapping_or_number_does_not_hide_the_templates_other_findi
     ids = {f.rule_id for f in scan(tmp_path, analyzers=[IacAnalyzer()]).findings}
     assert "SAS-IAM-001" in ids
     assert "SAS-IAC-000" not in ids
+
+
+def test_many_token_matches_on_one_long_line_are_located_in_linear_time():
+    import time
+
+    from sas.scan.code.secrets import token_hits
+
+    # each match's line and column were counted from the top of the text: quadratic in the matches
+    started = time.perf_counter()
+    hits = list(token_hits("xoxb-" * 600_000))
+    assert time.perf_counter() - started < 2
+    assert hits and all(hit.line == 1 for hit in hits)
+    located = list(token_hits('a\nb = "xoxb-1234567890abc"\n  c = "xoxb-1234567890abd" xoxb-1234567890abe\n'))
+    assert [(h.line, h.column) for h in located] == [(2, 6), (3, 8), (3, 28)]
