@@ -41,6 +41,7 @@ from sas.scan.iac.yamlsrc import load as load_yaml
 
 _INNER_VAR = re.compile(r"\$\{([^${}]*)\}")
 _MAX_PASSES = 10
+_MAX_LINE_LOOKUPS = 256
 _LOGGING = ("logs:CreateLogStream", "logs:CreateLogGroup", "logs:PutLogEvents", "logs:TagResource")
 
 
@@ -224,8 +225,10 @@ class _Parser:
                 if isinstance(spec, dict):
                     out.append(self._function(str(fname), spec, functions, shared))
         text = self.vars.files.get(self.path, "")
-        for expr in sorted(set(self.vars.unresolved)):
-            line = _line_containing(text, expr[2:-1]) if text else None
+        for count, expr in enumerate(sorted(set(self.vars.unresolved))):
+            # each lookup scans the text: past a few hundred variables (a crafted file holds tens of
+            # thousands) the rest are reported at the document's line instead of taking seconds each batch
+            line = _line_containing(text, expr[2:-1]) if text and count < _MAX_LINE_LOOKUPS else None
             message = f"variable {expr} cannot be resolved from the files; not guessed"
             self.issues.append(ParseIssue(Src(self.path, line or getattr(self.raw, "line", 1)), message))
         return Deployment("serverless", self.path, tuple(out), tuple(self.issues))
