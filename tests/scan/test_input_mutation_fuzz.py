@@ -299,3 +299,25 @@ def test_serverless_with_tens_of_thousands_of_unresolved_variables_is_not_quadra
     assert time.perf_counter() - started < 3
     assert len(deployment.issues) == 30_000
     assert deployment.issues[0].src.line == 7  # the first ones still point at their line
+
+
+def test_zip_member_with_an_empty_name_is_scanned_not_raised(tmp_path):
+    import io
+    import zipfile
+
+    from sas.cli import main
+
+    # a central-directory name length flipped to 0: zipfile's ZipInfo.is_dir() raised IndexError out of the scan
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("a", b"import os\nos.system('id')\n")
+    data = bytearray(buffer.getvalue())
+    central = data.index(b"PK\x01\x02")
+    data[central + 28 : central + 30] = b"\x00\x00"  # name length 0, and the name dropped
+    del data[central + 46]
+    end = data.index(b"PK\x05\x06")
+    data[end + 12 : end + 16] = (int.from_bytes(data[end + 12 : end + 16], "little") - 1).to_bytes(4, "little")
+    package = tmp_path / "pkg.zip"
+    package.write_bytes(bytes(data))
+    assert zipfile.ZipFile(package).infolist()[0].filename == ""
+    assert main(["scan", str(package), "-f", "json", "--no-progress"]) in (0, 1)

@@ -158,7 +158,7 @@ def _zip_members(walker: Walker, file: VirtualFile, handle: _ZipHandle, infos: l
     if _zip_overlaps(walker, file, infos):
         return
     for info in infos:
-        if info.is_dir():
+        if info.filename.endswith("/"):  # ZipInfo.is_dir() raises IndexError on an empty name
             continue
         display = f"{file.path}!{info.filename}"
         walker.check_member_name(info.filename, display)
