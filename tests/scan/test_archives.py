@@ -938,3 +938,21 @@ def test_polyglot_inside_a_deflated_zip_member(tmp_path: Path, recorder: Recorde
     result = run(tmp_path, recorder)
     assert findings_of(result, "SAS-ARC-011") == ["fn.zip!model.pkl"]
     assert recorder.data("fn.zip!model.pkl!inner.pkl") == PAYLOAD
+
+
+def test_a_pt_or_ckpt_file_that_is_no_torch_format_is_reported(tmp_path: Path) -> None:
+    """Reported by the model-scanner fuzzing: random bytes (or a torch file whose magic was destroyed) named .pt
+    produced no finding at all, since no analyzer claimed it and .pt promised nothing."""
+    import random
+    import zipfile
+
+    from sas.scan.engine import scan
+
+    (tmp_path / "model.pt").write_bytes(random.Random(0).randbytes(3000))
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "fine.pt", "w") as zf:  # the torch >= 1.6 layout: a zip
+        zf.writestr("fine/data.pkl", b"\x80\x02}q\x00.")
+    (tmp_path / "distutils-precedence.pth").write_text("import os\n")  # .pth is Python's, not torch's
+    result = scan(tmp_path)
+    mismatched = {f.location.path for f in result.findings if f.rule_id == "SAS-SCAN-003"}
+    assert mismatched == {"model.pt", "last.ckpt"}

@@ -82,6 +82,7 @@ __all__ = [  # the rules are re-exported: this is the module the rule catalogue 
 # File-name suffixes that promise a format, and the kinds that keep the promise (checked only for files that
 # no analyzer consumed and that are not archives; model analyzers judge their own formats beyond this).
 _PICKLEISH = frozenset({Kind.PICKLE}) | COMPRESSED
+_TORCHISH = frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR})
 _PROMISES: dict[str, frozenset[Kind]] = {
     ".zip": frozenset({Kind.ZIP}),
     ".whl": frozenset({Kind.ZIP}),
@@ -103,6 +104,10 @@ _PROMISES: dict[str, frozenset[Kind]] = {
     ".pkl": _PICKLEISH,
     ".pickle": _PICKLEISH,
     ".joblib": _PICKLEISH,
+    # PyTorch checkpoints: a zip since torch 1.6, a bare pickle before, a tar in the oldest (not .pth: that is
+    # also Python's path-configuration file)
+    ".pt": _TORCHISH,
+    ".ckpt": _TORCHISH,
 }
 
 
