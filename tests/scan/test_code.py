@@ -893,3 +893,35 @@ def test_source_budget_reports_what_was_not_checked(tmp_path: Path, monkeypatch:
     result = scan(tmp_path)
     budget = [f for f in result.findings if f.rule_id == "SAS-SCAN-002"]
     assert len(budget) == 1 and "b.py" in budget[0].message
+
+
+@pytest.mark.parametrize("template", ["sam", "serverless"])
+@pytest.mark.parametrize("record_first", [True, False])
+def test_a_fake_record_claiming_the_named_handler_does_not_hide_it(
+    tmp_path: Path, template: str, record_first: bool
+) -> None:
+    """Found by the inputs fuzzing helper: a *.dist-info/RECORD listing the handler made it vendored code, so its
+    command injection passed clean. A file a deployment names as a handler is always the function's own code."""
+    dangerous = "import os\ndef handler(event, context):\n    os.system(event['cmd'])\n"
+    fake = "src/app.py,sha256=x,10\nfake-1.0.dist-info/RECORD,,\n"
+    if record_first:  # the walk meets the RECORD before the handler, in name order
+        _write(tmp_path, "aaa-1.0.dist-info/RECORD", fake)
+    _write(tmp_path, "src/app.py", dangerous)
+    if not record_first:
+        _write(tmp_path, "zzz-1.0.dist-info/RECORD", fake)
+    if template == "sam":
+        _write(
+            tmp_path,
+            "template.yaml",
+            "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+            "    Properties:\n      Handler: src/app.handler\n      Runtime: python3.12\n      CodeUri: .\n",
+        )
+    else:
+        _write(
+            tmp_path,
+            "serverless.yml",
+            "service: s\nprovider:\n  name: aws\n  runtime: python3.12\n"
+            "functions:\n  fn:\n    handler: src/app.handler\n",
+        )
+    result = scan(tmp_path)
+    assert ("SAS-CODE-003", "src/app.py") in {(f.rule_id, f.location.path) for f in result.findings}

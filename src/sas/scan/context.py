@@ -22,6 +22,9 @@ class ScanContext:
     files_done: int = 0
     bytes_done: int = 0
     total_bytes_seen: int = 0  # uncompressed bytes walked so far, for the total-size limit
+    # module paths ("app", "src/app") the deployment files name as function handlers, for the handler-code
+    # rules: a file named as a handler is the function's own code, whatever a RECORD file claims
+    handler_modules: set[str] = field(default_factory=set)
 
     def add(self, finding: Finding) -> None:
         if finding.rule_id not in self.settings.ignore_rules:

@@ -17,8 +17,10 @@ ANALYZER_MODULES: tuple[str, ...] = (
     "sas.scan.models.gguf_scan",
     "sas.scan.models.tf_scan",
     "sas.scan.supply.analyzer",
-    "sas.scan.code",
+    # before the code rules: its cross-file work (Serverless, Terraform) names the handlers the code rules must
+    # check at their own end (ScanContext.handler_modules)
     "sas.scan.iac.analyzer",
+    "sas.scan.code",
 )
 
 # Modules that declare rules without being file analyzers (the archive walker, say).

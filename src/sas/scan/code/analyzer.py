@@ -143,6 +143,14 @@ def link_model_loads(linked: list[Linked], known: list[Finding]) -> list[Finding
     return out
 
 
+def _names_a_handler(path: str, modules: set[str]) -> bool:
+    """Whether ``path`` (a .py file, maybe inside an archive: ``pkg.zip!src/app.py``) is a handler module."""
+    if not modules or not path.endswith(".py"):
+        return False
+    stem = path[:-3].replace("!", "/")
+    return any(stem == m or stem.endswith("/" + m) for m in modules)
+
+
 class HandlerCodeAnalyzer(Analyzer):
     name = "handler-code"
 
@@ -154,6 +162,7 @@ class HandlerCodeAnalyzer(Analyzer):
         self._pending: OrderedDict[str, bytes] = OrderedDict()
         self._pending_bytes = 0
         self._early: dict[str, list[Linked]] = {}
+        self._claimed: dict[str, VirtualFile] = {}  # files on disk a RECORD read earlier claimed
 
     def claims(self, file: VirtualFile) -> bool:
         name = file.name
@@ -169,7 +178,11 @@ class HandlerCodeAnalyzer(Analyzer):
         if inner.endswith(".dist-info/RECORD"):
             self._read_record(file, ctx)
             return False
-        if is_vendored_path(inner) or file.path in self._vendored:
+        if is_vendored_path(inner):
+            return False
+        if file.path in self._vendored:
+            if file.depth == 0:  # kept by reference: checked at the end if a deployment names it as a handler
+                self._claimed[file.path] = file
             return False
         if file.size > MAX_SOURCE_BYTES:
             ctx.add(
@@ -216,11 +229,13 @@ class HandlerCodeAnalyzer(Analyzer):
         linked: list[Linked] = []
         budget = MAX_TOTAL_SOURCE_BYTES
         skipped: list[str] = []
+        # a RECORD (anyone can write one) never makes the deployment's own handler someone else's code
+        vendored = {p for p in self._vendored if not _names_a_handler(p, ctx.handler_modules)}
         for path, early in self._early.items():
-            if path not in self._vendored:
+            if path not in vendored:
                 linked.extend(early)
         for path, packed in self._pending.items():
-            if path in self._vendored:
+            if path in vendored:
                 continue
             source = zlib.decompress(packed)
             if len(source) > budget:
@@ -228,8 +243,9 @@ class HandlerCodeAnalyzer(Analyzer):
                 continue
             budget -= len(source)
             linked.extend(analyse_source(source, path))
+        self._deferred.update((p, f) for p, f in self._claimed.items() if p not in vendored)
         for path, file in self._deferred.items():
-            if path in self._vendored:
+            if path in vendored:
                 continue
             if file.size > budget:
                 skipped.append(path)
@@ -258,4 +274,5 @@ class HandlerCodeAnalyzer(Analyzer):
         self._pending.clear()
         self._deferred.clear()
         self._early.clear()
+        self._claimed.clear()
         self._pending_bytes = 0

@@ -152,6 +152,12 @@ class IacAnalyzer(Analyzer):
                 ctx.add(finding)
         if dep.functions:
             ctx.note(f"iac: {dep.path}: {len(dep.functions)} function(s) from {dep.fmt}")
+        for function in dep.functions:
+            handler = function.handler.value if function.handler is not None else None
+            if isinstance(handler, str) and "." in handler:
+                # "app.lambda_handler", "pkg.mod.handler" (Python), "src/app.handler" (Serverless paths)
+                module = handler.rsplit(".", 1)[0]
+                ctx.handler_modules.add(module if "/" in module else module.replace(".", "/"))
 
 
 def _fatal(path: str, message: str, line: int | None = None) -> Deployment:
