@@ -895,10 +895,11 @@ def test_source_budget_reports_what_was_not_checked(tmp_path: Path, monkeypatch:
     assert len(budget) == 1 and "b.py" in budget[0].message
 
 
+@pytest.mark.parametrize("zipped", [False, True])
 @pytest.mark.parametrize("template", ["sam", "serverless"])
 @pytest.mark.parametrize("record_first", [True, False])
 def test_a_fake_record_claiming_the_named_handler_does_not_hide_it(
-    tmp_path: Path, template: str, record_first: bool
+    tmp_path: Path, template: str, record_first: bool, zipped: bool
 ) -> None:
     """Found by the inputs fuzzing helper: a *.dist-info/RECORD listing the handler made it vendored code, so its
     command injection passed clean. A file a deployment names as a handler is always the function's own code."""
@@ -923,5 +924,14 @@ def test_a_fake_record_claiming_the_named_handler_does_not_hide_it(
             "service: s\nprovider:\n  name: aws\n  runtime: python3.12\n"
             "functions:\n  fn:\n    handler: src/app.handler\n",
         )
-    result = scan(tmp_path)
-    assert ("SAS-CODE-003", "src/app.py") in {(f.rule_id, f.location.path) for f in result.findings}
+    target = tmp_path
+    if zipped:  # a deployment zip, members in name order: the RECORD comes first or last, as written above
+        import zipfile
+
+        target = tmp_path.parent / f"{tmp_path.name}.zip"
+        with zipfile.ZipFile(target, "w") as zf:
+            for file in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+                zf.write(file, file.relative_to(tmp_path).as_posix())
+    result = scan(target)
+    handler = f"{target.name}!src/app.py" if zipped else "src/app.py"
+    assert ("SAS-CODE-003", handler) in {(f.rule_id, f.location.path) for f in result.findings}

@@ -32,6 +32,9 @@ from sas.taxonomy import Category, Severity
 MAX_SOURCE_BYTES = 2 * 1024 * 1024  # hand-written handler code is far smaller; generated blobs are not handlers
 PENDING_BUDGET = 32 * 1024 * 1024  # compressed bytes of sources waiting for the end of the walk
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+# Compressed bytes of RECORD-claimed archive members kept until the end, in case a deployment names one as its
+# handler (a fake RECORD must not hide it); libraries beyond this are let go as the vendored code they claim to be
+CLAIMED_BUDGET = 8 * 1024 * 1024
 # Python source checked per scan, beyond what RECORD files mark as vendored: a crafted package of many
 # large modules must not stall CI (the rules run at about 1-2 MB/s of source)
 MAX_TOTAL_SOURCE_BYTES = 64 * 1024 * 1024
@@ -163,6 +166,8 @@ class HandlerCodeAnalyzer(Analyzer):
         self._pending_bytes = 0
         self._early: dict[str, list[Linked]] = {}
         self._claimed: dict[str, VirtualFile] = {}  # files on disk a RECORD read earlier claimed
+        self._claimed_packed: dict[str, bytes] = {}  # archive members a RECORD read earlier claimed
+        self._claimed_bytes = 0
 
     def claims(self, file: VirtualFile) -> bool:
         name = file.name
@@ -181,8 +186,15 @@ class HandlerCodeAnalyzer(Analyzer):
         if is_vendored_path(inner):
             return False
         if file.path in self._vendored:
-            if file.depth == 0:  # kept by reference: checked at the end if a deployment names it as a handler
+            # checked at the end if a deployment names it as a handler: a file on disk by reference, an archive
+            # member compressed (its archive is closed by then), within a budget
+            if file.depth == 0:
                 self._claimed[file.path] = file
+            elif file.size <= MAX_SOURCE_BYTES and self._claimed_bytes < CLAIMED_BUDGET:
+                with file.open() as fh:
+                    packed = zlib.compress(fh.read(MAX_SOURCE_BYTES + 1), 1)
+                self._claimed_packed[file.path] = packed
+                self._claimed_bytes += len(packed)
             return False
         if file.size > MAX_SOURCE_BYTES:
             ctx.add(
@@ -234,6 +246,7 @@ class HandlerCodeAnalyzer(Analyzer):
         for path, early in self._early.items():
             if path not in vendored:
                 linked.extend(early)
+        self._pending.update((p, b) for p, b in self._claimed_packed.items() if p not in vendored)
         for path, packed in self._pending.items():
             if path in vendored:
                 continue
@@ -275,4 +288,6 @@ class HandlerCodeAnalyzer(Analyzer):
         self._deferred.clear()
         self._early.clear()
         self._claimed.clear()
+        self._claimed_packed.clear()
+        self._claimed_bytes = 0
         self._pending_bytes = 0
