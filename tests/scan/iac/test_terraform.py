@@ -357,3 +357,19 @@ def test_parser_model_lines():
     (fn,) = dep.functions
     assert fn.timeout_s is not None and fn.timeout_s.value == 10 and fn.timeout_s.src.line == 23
     assert fn.role is not None and fn.role.statements[0].resources == ("arn:aws:s3:::models/*",)
+
+
+def test_a_terraform_module_beyond_the_size_cap_is_reported_unchecked_not_parsed(scan_files):
+    """Found by the inputs fuzzing helper: HCL parsing grows faster than the text (1.4 MB of resources took 23 s),
+    so a crafted module could stall a CI scan for minutes. Past MAX_TERRAFORM_BYTES it is reported, fail closed."""
+    from sas.scan.iac.analyzer import MAX_TERRAFORM_BYTES
+
+    block = 'resource "aws_lambda_function" "f%d" {\n  function_name = "f%d"\n  runtime = "python3.12"\n}\n'
+    text, i = [], 0
+    while sum(map(len, text)) <= MAX_TERRAFORM_BYTES // 2:
+        text.append(block % (i, i))
+        i += 1
+    half = "".join(text)  # two files, each under the cap, together over it: the module is what gets parsed
+    res = scan_files({"a.tf": half, "b.tf": half.replace('"f', '"g')})
+    (hit,) = res.rule("SAS-IAC-000")
+    assert "too large to parse" in hit.message and hit.location.path.endswith("a.tf")

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 MAX_TEMPLATE_BYTES = 16 * 1024 * 1024  # far above CloudFormation's 1 MB limit; larger is not a template
 MAX_SIDE_FILE_BYTES = 1024 * 1024  # files kept for ${file()} lookups
+# HCL parsing (hcl2 on lark) grows faster than the text: 1.4 MB of resources took 23 s on a 2-core VM. A module
+# for a few functions is kilobytes; beyond this a module is reported unchecked rather than stall the scan.
+MAX_TERRAFORM_BYTES = 2 * 1024 * 1024
 _TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".template", ".tf", ".hcl", ".tf.json")
 _AZURE_NAMES = ("function.json", "host.json", "local.settings.json")
 
@@ -126,6 +129,11 @@ class IacAnalyzer(Analyzer):
             from sas.scan.iac import terraform
 
             for folder, files in sorted(self._terraform.items()):
+                size = sum(len(text) for _, text in files)
+                if size > MAX_TERRAFORM_BYTES:
+                    message = f"{size} bytes of Terraform in one module: too large to parse here, not checked"
+                    self._report(ctx, _fatal(files[0][0], message))
+                    continue
                 self._report(ctx, partial(terraform.parse, folder, files), folder or files[0][0])
 
     def _report(self, ctx: ScanContext, dep: Deployment | Callable[[], Deployment], path: str = "") -> None:
