@@ -128,9 +128,8 @@ def encode_line(event: RuntimeEvent, origin: str, seq: int) -> bytes:
 # orjson (3.13) reserves room per key before it writes a dict and starts from a 4 KB buffer: a record with 14
 # or more top-level keys grows it to 8 KB on every call, copying the first 4 KB (~130 cache lines, a third of
 # the summary's cost after a model has evicted the caches). The invocation summary therefore hands orjson
-# its constant runs of fields as fragments, 10 keys in all (``summary_runs``, ``encode_summary``).
-_SUMMARY_TAIL: Any = None if _Fragment is None else _Fragment(b'"info","threat":""')  # severity, threat
-
+# its constant runs of fields as fragments, 10 keys in all (``summary_runs``, ``encode_summary``), and other
+# events fold two pairs of fields into one fragment each (``_pair``), 13 keys.
 
 # Encoded pairs of fields, e.g. ``"high","threat":"model-extraction"`` for severity and threat: few distinct
 # pairs occur (a detector's own), so each is encoded once; bounded in case one carries request data.
@@ -146,6 +145,9 @@ def _pair(value: str, next_key: str, next_value: str) -> Any:
         if len(_PAIRS) < 256:
             _PAIRS[key] = fragment
     return fragment
+
+
+_SUMMARY_TAIL: Any = None if _Fragment is None else _pair("info", "threat", "")  # severity, threat
 
 
 def summary_runs(function: str, instance_id: str, platform: str) -> tuple[str, str, Any]:

@@ -379,7 +379,7 @@ class LedgerWriter(Sink):
         encoded, so the buffer need not be sliced)."""
         first = sub.frontier.size + sub.written
         count = sub.count - sub.written
-        # the new lines, as they are: one slice and one store call
+        # the new lines, as they are: one join and one store call
         data = b"".join(sub.buf[sub.written :]) if last is None else last
         sub.written = sub.count
         try:

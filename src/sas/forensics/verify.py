@@ -323,8 +323,9 @@ def _unsigned_tail_problem(ctx: _Context, log: StoredLog, start: int) -> Problem
     if start >= log.count:
         return None
     tail = log.entries_from(start)
-    seqs = [-1 if found is None else found[1] for found in map(entry_origin_seq, tail)]
-    if seqs == list(range(start, start + len(seqs))):
+    seqs = _seqs(tail)
+    in_order = list(range(start, start + len(seqs)))
+    if seqs == in_order:
         return None
     after = "after the newest checkpoint, so no signature covers it yet"
     first = next(i for i, seq in enumerate(seqs) if seq != start + i)
@@ -334,7 +335,7 @@ def _unsigned_tail_problem(ctx: _Context, log: StoredLog, start: int) -> Problem
     if len(set(seqs)) != len(seqs) or seq < start:
         message = f"position {position} repeats event {seq} ({after}): events were inserted"
         return Problem("inserted", log.origin, seq, None, message)
-    if sorted(seqs) == list(range(start, start + len(seqs))):
+    if sorted(seqs) == in_order:
         return Problem(
             "reordered",
             log.origin,
@@ -355,9 +356,9 @@ def _unsigned_tail_problem(ctx: _Context, log: StoredLog, start: int) -> Problem
     )
 
 
-def _seqs(log: StoredLog) -> list[int]:
+def _seqs(entries: Sequence[bytes]) -> list[int]:
     out: list[int] = []
-    for entry in log.entries:
+    for entry in entries:
         found = entry_origin_seq(entry)
         out.append(-1 if found is None else found[1])
     return out
@@ -595,7 +596,7 @@ def _verify_log(ctx: _Context, log: StoredLog, result: _LogResult) -> None:
             result.problems.append(problem)
         return
     result.hashes = hashing.unpack(log.leaf_hashes())  # diagnosis works leaf by leaf
-    seqs = _seqs(log)
+    seqs = _seqs(log.entries)
     if len(set(seqs)) != len(seqs):
         fork = _try_fork(log, seqs, result)
         result.problems.append(fork or _inserted(log, seqs, result))

@@ -165,7 +165,6 @@ class HandlerCodeAnalyzer(Analyzer):
         self._pending: OrderedDict[str, bytes] = OrderedDict()
         self._pending_bytes = 0
         self._early: dict[str, list[Linked]] = {}
-        self._claimed: dict[str, VirtualFile] = {}  # files on disk a RECORD read earlier claimed
         self._claimed_packed: dict[str, bytes] = {}  # archive members a RECORD read earlier claimed
         self._claimed_bytes = 0
 
@@ -186,10 +185,10 @@ class HandlerCodeAnalyzer(Analyzer):
         if is_vendored_path(inner):
             return False
         if file.path in self._vendored:
-            # checked at the end if a deployment names it as a handler: a file on disk by reference, an archive
-            # member compressed (its archive is closed by then), within a budget
+            # checked at the end if a deployment names it as a handler: a file on disk by reference (finish
+            # passes over it otherwise), an archive member compressed (its archive is closed by then), in a budget
             if file.depth == 0:
-                self._claimed[file.path] = file
+                self._deferred[file.path] = file
             elif file.size <= MAX_SOURCE_BYTES and self._claimed_bytes < CLAIMED_BUDGET:
                 with file.open() as fh:
                     packed = zlib.compress(fh.read(MAX_SOURCE_BYTES + 1), 1)
@@ -256,7 +255,6 @@ class HandlerCodeAnalyzer(Analyzer):
                 continue
             budget -= len(source)
             linked.extend(analyse_source(source, path))
-        self._deferred.update((p, f) for p, f in self._claimed.items() if p not in vendored)
         for path, file in self._deferred.items():
             if path in vendored:
                 continue
@@ -287,7 +285,6 @@ class HandlerCodeAnalyzer(Analyzer):
         self._pending.clear()
         self._deferred.clear()
         self._early.clear()
-        self._claimed.clear()
         self._claimed_packed.clear()
         self._claimed_bytes = 0
         self._pending_bytes = 0
